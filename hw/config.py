@@ -1,0 +1,166 @@
+"""The one generator config shared by hw/, sim/, quant/ and estimation.
+
+Every knob of the accelerator core lives here. The RTL generator, the golden models, the
+quantizer's width checks and the estimators all derive their numbers from a `CoreConfig`,
+so nothing is stated twice.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from spikeforge import SpikeforgeError
+
+MAX_ROWS = 64
+MAX_COLS = 64
+MIN_WEIGHT_BITS = 2
+MAX_WEIGHT_BITS = 16
+MAX_ACC_BITS = 48
+MAX_INPUT_BITS = 8
+SKIP_WINDOWS = (1, 2, 4, 8, 16, 32, 64)
+MAX_INPUTS = 1 << 16
+MAX_WEIGHT_DEPTH = 1 << 20
+MAX_THRESHOLD_DEPTH = 1 << 16
+FAULTS = ("comparator_off_by_one", "drop_first_index", "no_double")
+
+
+class ConfigError(SpikeforgeError, ValueError):
+    """A config or artifact that cannot be built. The message is one line: field, problem, fix."""
+
+
+def _check_range(name: str, value: Any, lo: int, hi: int, fix: str) -> None:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ConfigError(f"{name}={value!r} is not an integer; {fix}")
+    if not lo <= value <= hi:
+        raise ConfigError(f"{name}={value} is outside [{lo}, {hi}]; {fix}")
+
+
+@dataclass(frozen=True)
+class CoreConfig:
+    """Parameters of one generated accelerator core.
+
+    rows, cols          the R x C PE array; each PE owns one output neuron of a tile of R*C.
+    weight_bits         signed weight width (two's complement).
+    acc_bits            signed accumulator width; the datapath wraps at this width, and
+                        quant/ refuses models whose worst case does not fit.
+    threshold_bits      signed threshold width stored per output neuron (<= acc_bits).
+    skip_window         spike-mask bits the zero-skip scanner takes per input beat.
+    max_input_bits      the widest multi-bit (bit-serial) input of a first layer.
+    max_inputs          the largest fan-in N of one layer (sets the index width).
+    weight_depth        words in each PE's local weight memory (all layers and tiles).
+    threshold_depth     words in each column's threshold memory.
+    fault               test-only RTL fault injection (see FAULTS); None in real designs.
+    """
+
+    rows: int = 8
+    cols: int = 8
+    weight_bits: int = 8
+    acc_bits: int = 24
+    threshold_bits: int = 24
+    skip_window: int = 32
+    max_input_bits: int = 8
+    max_inputs: int = 1024
+    weight_depth: int = 1024
+    threshold_depth: int = 64
+    fault: str | None = None
+
+    def __post_init__(self) -> None:
+        _check_range("rows", self.rows, 1, MAX_ROWS, f"use 1 <= --rows <= {MAX_ROWS}")
+        _check_range("cols", self.cols, 1, MAX_COLS, f"use 1 <= --cols <= {MAX_COLS}")
+        _check_range(
+            "weight_bits", self.weight_bits, MIN_WEIGHT_BITS, MAX_WEIGHT_BITS,
+            f"use {MIN_WEIGHT_BITS} <= --weight-bits <= {MAX_WEIGHT_BITS}",
+        )
+        _check_range("acc_bits", self.acc_bits, self.weight_bits, MAX_ACC_BITS,
+                     f"use weight_bits <= --acc-bits <= {MAX_ACC_BITS}")
+        _check_range("threshold_bits", self.threshold_bits, 2, self.acc_bits,
+                     "use 2 <= threshold_bits <= acc_bits")
+        if self.skip_window not in SKIP_WINDOWS:
+            raise ConfigError(f"skip_window={self.skip_window!r} is not one of {SKIP_WINDOWS}; pick one of those")
+        _check_range("max_input_bits", self.max_input_bits, 1, MAX_INPUT_BITS,
+                     f"use 1 <= max_input_bits <= {MAX_INPUT_BITS}")
+        _check_range("max_inputs", self.max_inputs, 1, MAX_INPUTS, f"use 1 <= max_inputs <= {MAX_INPUTS}")
+        _check_range("weight_depth", self.weight_depth, 1, MAX_WEIGHT_DEPTH,
+                     f"use 1 <= weight_depth <= {MAX_WEIGHT_DEPTH}")
+        _check_range("threshold_depth", self.threshold_depth, 1, MAX_THRESHOLD_DEPTH,
+                     f"use 1 <= threshold_depth <= {MAX_THRESHOLD_DEPTH}")
+        if self.fault is not None and self.fault not in FAULTS:
+            raise ConfigError(f"fault={self.fault!r} is unknown; use one of {FAULTS} (test-only) or none")
+
+    # Derived widths: one place, used by the RTL, the models and the estimators.
+    @property
+    def pes(self) -> int:
+        return self.rows * self.cols
+
+    @property
+    def index_bits(self) -> int:
+        return max(1, (self.max_inputs - 1).bit_length())
+
+    @property
+    def weight_addr_bits(self) -> int:
+        return max(1, (self.weight_depth - 1).bit_length())
+
+    @property
+    def threshold_addr_bits(self) -> int:
+        return max(1, (self.threshold_depth - 1).bit_length())
+
+    @property
+    def words_bits(self) -> int:
+        """Width of the command's word count (input beats per plane)."""
+        return max(1, (-(-self.max_inputs // self.skip_window)).bit_length())
+
+    @property
+    def plane_bits(self) -> int:
+        return max(1, self.max_input_bits.bit_length())
+
+    @property
+    def weight_min(self) -> int:
+        return -(1 << (self.weight_bits - 1))
+
+    @property
+    def weight_max(self) -> int:
+        return (1 << (self.weight_bits - 1)) - 1
+
+    @property
+    def acc_min(self) -> int:
+        return -(1 << (self.acc_bits - 1))
+
+    @property
+    def acc_max(self) -> int:
+        return (1 << (self.acc_bits - 1)) - 1
+
+    @property
+    def threshold_min(self) -> int:
+        return -(1 << (self.threshold_bits - 1))
+
+    @property
+    def threshold_max(self) -> int:
+        return (1 << (self.threshold_bits - 1)) - 1
+
+    @property
+    def top_name(self) -> str:
+        """Verilog top module name; never equal to a port name (Verilator rejects that)."""
+        return f"spikeforge_core_r{self.rows}c{self.cols}"
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> CoreConfig:
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ConfigError(f"core config has unknown field(s) {unknown}; remove them")
+        return cls(**data)
+
+    def digest(self) -> str:
+        """Content hash of the config, used to cache builds and synthesis runs."""
+        text = json.dumps(self.to_dict(), sort_keys=True)
+        return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+    def replace(self, **changes: Any) -> CoreConfig:
+        return dataclasses.replace(self, **changes)

@@ -1,0 +1,118 @@
+"""Verilog generation: a CoreConfig (and optionally an integer network) -> a directory of files.
+
+Writes `<top>.v`, `core.json` (the parameters and the ports) and, for a model, the memory init
+files ($readmemh) and the memory layout. The weights of a model are also baked into the Verilog
+as memory initial values, so the design simulates and synthesises as is; the write port loads
+other models at run time.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+
+import numpy as np
+from amaranth.hdl import Shape
+
+from spikeforge import SpikeforgeError
+from spikeforge.hw.config import CoreConfig
+from spikeforge.hw.core import SpikeforgeCore
+
+# Amaranth's output is width-correct by construction but not lint-clean under -Wall. The narrow
+# waivers (one rule and one message shape each, with the reason) live in this Verilator config.
+LINT_WAIVERS = Path(__file__).with_name("lint_waivers.vlt")
+
+
+class GenerateError(SpikeforgeError):
+    pass
+
+
+def verilog_text(cfg: CoreConfig, weights: np.ndarray | None = None, thresholds: np.ndarray | None = None) -> str:
+    from amaranth.back import verilog
+
+    w_init = [list(map(int, row)) for row in weights] if weights is not None else None
+    t_init = [list(map(int, row)) for row in thresholds] if thresholds is not None else None
+    core = SpikeforgeCore(cfg, w_init, t_init)
+    return verilog.convert(core, name=cfg.top_name, emit_src=False)
+
+
+def port_list(cfg: CoreConfig) -> list[dict]:
+    """Ports of the top module as Amaranth names them (flattened streams)."""
+    core = SpikeforgeCore(cfg)
+    core._MustUse__silence = True  # only its signature is needed here
+    ports = [{"name": "clk", "dir": "in", "width": 1}, {"name": "rst", "dir": "in", "width": 1}]
+    for path, member, _ in core.signature.flatten(core):
+        name = "__".join(str(p) for p in path)
+        ports.append({
+            "name": name,
+            "dir": "in" if member.flow.name == "In" else "out",
+            "width": Shape.cast(member.shape).width,
+        })
+    return ports
+
+
+def generate(cfg: CoreConfig, out_dir: str | os.PathLike, network=None) -> dict:
+    """Write the design for cfg (and a model) atomically into out_dir; return the manifest."""
+    from spikeforge.sim.layout import memory_images, plan_layout, write_memory_files
+
+    out = Path(out_dir)
+    weights = thresholds = None
+    layout_info = None
+    if network is not None:
+        network.validate()
+        layout = plan_layout(network, cfg)
+        weights, thresholds = memory_images(network, layout)
+        layout_info = {
+            "weight_words": layout.weight_words,
+            "threshold_words": layout.threshold_words,
+            "tiles": [t.__dict__ for t in layout.tiles],
+        }
+    text = verilog_text(cfg, weights, thresholds)
+    manifest = {
+        "schema": "spikeforge-core",
+        "schema_version": 1,
+        "top": cfg.top_name,
+        "verilog": f"{cfg.top_name}.v",
+        "config": cfg.to_dict(),
+        "config_digest": cfg.digest(),
+        "ports": port_list(cfg),
+        "layout": layout_info,
+        "timing_contract": "docs/ARCHITECTURE.md#timing-contract",
+    }
+    out.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}."))
+    try:
+        (staging / manifest["verilog"]).write_text(text)
+        if network is not None:
+            write_memory_files(network, cfg, staging / "mem")
+        (staging / "core.json").write_text(json.dumps(manifest, indent=2) + "\n")
+        if out.exists():
+            backup = out.with_name(f".{out.name}.old")
+            shutil.rmtree(backup, ignore_errors=True)
+            os.replace(out, backup)
+            os.replace(staging, out)
+            shutil.rmtree(backup, ignore_errors=True)
+        else:
+            os.replace(staging, out)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return manifest
+
+
+def lint(verilog_path: str | os.PathLike, top: str) -> subprocess.CompletedProcess:
+    """`verilator --lint-only -Wall` with the documented waivers; raises GenerateError on failure."""
+    from spikeforge.scripts.toolchain import configure_environment, require
+
+    require("verilator")
+    env = configure_environment()
+    cmd = ["verilator", "--lint-only", "-Wall", str(LINT_WAIVERS), "--top-module", top, str(verilog_path)]
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
+    if proc.returncode != 0:
+        first = next((line for line in proc.stderr.splitlines() if line.startswith("%")), proc.stderr[:200])
+        raise GenerateError(f"verilator lint failed for {verilog_path}: {first}")
+    return proc

@@ -1,0 +1,113 @@
+"""Zero-skip front end: spike-mask words in, one active input index per cycle out.
+
+Input beats are `skip_window`-bit masks; beat w of plane p carries inputs w*W .. w*W+W-1 of
+that plane (planes MSB first). A word with p >= 1 set bits costs p cycles (one ACC op per set
+bit, lowest bit first); an all-zero word costs one cycle and emits nothing. Between planes one
+DOUBLE op is emitted. The next beat is accepted in the cycle the current word finishes, so there
+is no bubble between words.
+
+Timing contract (no stalls): `start` in cycle c0 latches n_words/n_planes; the first beat is
+accepted in cycle c0+1; ops are emitted (combinationally, on `op`/`index`) in cycles
+c0+2 .. c0+1+S with S = sum over words of max(1, popcount) + (n_planes - 1); `done` is high in
+the last of those cycles. A stalled `spikes` stream only inserts idle cycles.
+"""
+
+from __future__ import annotations
+
+from amaranth.hdl import Cat, Const, Module, Signal, unsigned
+from amaranth.lib import stream, wiring
+from amaranth.lib.wiring import In, Out
+
+from spikeforge.hw.config import CoreConfig
+from spikeforge.hw.tokens import Op
+
+
+class ZeroSkipScanner(wiring.Component):
+    def __init__(self, cfg: CoreConfig):
+        self.cfg = cfg
+        super().__init__({
+            "start": In(1),
+            "n_words": In(unsigned(cfg.words_bits)),
+            "n_planes": In(unsigned(cfg.plane_bits)),
+            "spikes": In(stream.Signature(unsigned(cfg.skip_window))),
+            "op": Out(Op),
+            "index": Out(unsigned(cfg.index_bits)),
+            "done": Out(1),
+            "busy": Out(1),
+        })
+
+    def elaborate(self, platform):
+        cfg = self.cfg
+        window = cfg.skip_window
+        lsb_bits = max(1, (window - 1).bit_length())
+        m = Module()
+
+        n_words = Signal.like(self.n_words)
+        beat_word = Signal.like(self.n_words)  # word index of the next beat to accept
+        beat_planes_left = Signal.like(self.n_planes)  # planes with beats still to accept
+        have = Signal()
+        mask = Signal(window)
+        word = Signal.like(self.n_words)  # word index of the word in `mask`
+        word_ends_plane = Signal()
+        word_in_last_plane = Signal()
+        pending_double = Signal()
+
+        with m.If(self.start):
+            m.d.sync += [
+                n_words.eq(self.n_words),
+                beat_word.eq(0),
+                beat_planes_left.eq(self.n_planes),
+                have.eq(0),
+                pending_double.eq(0),
+                self.busy.eq(1),
+            ]
+
+        # Lowest set bit of the mask: a priority encoder, scanned high to low so the lowest wins.
+        lsb = Signal(lsb_bits)
+        for bit in reversed(range(window)):
+            with m.If(mask[bit]):
+                m.d.comb += lsb.eq(bit)
+        rest = Signal(window)
+        m.d.comb += rest.eq(mask & (mask - 1))
+
+        word_done = Signal()
+        m.d.comb += word_done.eq(self.busy & have & ~pending_double & (rest == 0))
+        more_beats = beat_planes_left != 0
+        m.d.comb += self.spikes.ready.eq(self.busy & more_beats & (~have | word_done))
+
+        index = Signal(unsigned(cfg.index_bits))
+        m.d.comb += index.eq(Cat(lsb, word) if window > 1 else word)
+        with m.If(self.busy & pending_double):
+            m.d.comb += self.op.eq(Op.DOUBLE)
+            m.d.sync += pending_double.eq(0)
+        with m.Elif(self.busy & have & (mask != 0)):
+            drop = Const(0)
+            if cfg.fault == "drop_first_index":
+                drop = index == 0
+            with m.If(~drop):
+                m.d.comb += [self.op.eq(Op.ACC), self.index.eq(index)]
+            m.d.sync += mask.eq(rest)
+
+        with m.If(word_done):
+            m.d.sync += have.eq(0)
+            with m.If(word_ends_plane):
+                with m.If(word_in_last_plane):
+                    m.d.comb += self.done.eq(1)
+                    m.d.sync += self.busy.eq(0)
+                with m.Else():
+                    m.d.sync += pending_double.eq(1)
+
+        with m.If(self.spikes.valid & self.spikes.ready):
+            last_word = beat_word == n_words - 1
+            m.d.sync += [
+                have.eq(1),
+                mask.eq(self.spikes.payload),
+                word.eq(beat_word),
+                word_ends_plane.eq(last_word),
+                word_in_last_plane.eq(beat_planes_left == 1),
+            ]
+            with m.If(last_word):
+                m.d.sync += [beat_word.eq(0), beat_planes_left.eq(beat_planes_left - 1)]
+            with m.Else():
+                m.d.sync += beat_word.eq(beat_word + 1)
+        return m

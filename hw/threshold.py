@@ -1,0 +1,59 @@
+"""Comparator threshold unit: one threshold memory and one subtract-compare per column.
+
+value = acc - T is formed exactly in acc_bits + 1 bits (T sign-extended), and
+spike = value >= 0, i.e. the neuron fires on `acc >= T`. (NIR's Threshold fires on `>`;
+quant/ exports T - 1 to NIR.) A readout layer uses `value` itself: T = -bias.
+
+Timing contract: `addr`/`en` in cycle y; the threshold is available in cycle y+1 (synchronous
+read; with en=0 the read data holds). `value`/`spike` are combinational from `acc` and the
+read data.
+"""
+
+from __future__ import annotations
+
+from amaranth.hdl import Module, signed, unsigned
+from amaranth.lib import data, wiring
+from amaranth.lib.memory import Memory
+from amaranth.lib.wiring import In, Out
+
+from spikeforge.hw.config import CoreConfig
+
+
+class ThresholdUnit(wiring.Component):
+    def __init__(self, cfg: CoreConfig, init: list[list[int]] | None = None):
+        self.cfg = cfg
+        self._init = init if init is not None else [[] for _ in range(cfg.cols)]
+        cols = cfg.cols
+        super().__init__({
+            "addr": In(unsigned(cfg.threshold_addr_bits)),
+            "en": In(1),
+            "acc": In(data.ArrayLayout(signed(cfg.acc_bits), cols)),
+            "value": Out(data.ArrayLayout(signed(cfg.acc_bits + 1), cols)),
+            "spike": Out(cols),
+            "wr_en": In(1),
+            "wr_col": In(unsigned(max(1, (cols - 1).bit_length()))),
+            "wr_addr": In(unsigned(cfg.threshold_addr_bits)),
+            "wr_data": In(signed(cfg.threshold_bits)),
+        })
+
+    def elaborate(self, platform):
+        cfg = self.cfg
+        m = Module()
+        for col in range(cfg.cols):
+            mem = Memory(shape=signed(cfg.threshold_bits), depth=cfg.threshold_depth, init=self._init[col])
+            m.submodules[f"thresholds_{col}"] = mem
+            rd = mem.read_port(domain="sync")
+            wr = mem.write_port()
+            m.d.comb += [
+                rd.addr.eq(self.addr),
+                rd.en.eq(self.en),
+                wr.en.eq(self.wr_en & (self.wr_col == col)),
+                wr.addr.eq(self.wr_addr),
+                wr.data.eq(self.wr_data),
+                self.value[col].eq(self.acc[col] - rd.data),
+            ]
+            if cfg.fault == "comparator_off_by_one":
+                m.d.comb += self.spike[col].eq(self.value[col] > 0)
+            else:
+                m.d.comb += self.spike[col].eq(self.value[col] >= 0)
+        return m

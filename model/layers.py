@@ -1,0 +1,158 @@
+"""Spike layers for one-time-step SNNs.
+
+`HoyerSpike` follows Datta, Liu & Beerel (arXiv 2212.10170) as the authors' code
+(`HoyerBiAct` in godatta/Ultra-Low-Latency-SNN) does it; see /work/shared/methods.md section 1.
+`HeavisideSpike` is the plain fixed-threshold baseline.
+
+In eval mode both fire on ``u >= threshold_value()`` where ``u`` is the potential they
+receive (after pooling and BN), which is the form quant/ folds into an integer comparator.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn as nn
+
+
+class _HoyerSpikeFn(torch.autograd.Function):
+    """o = (z >= E); do/dz = 0.5 on 0 < z < 1 (the clipped window), nothing to E."""
+
+    @staticmethod
+    def forward(ctx, z: torch.Tensor, threshold: torch.Tensor) -> torch.Tensor:
+        ctx.save_for_backward(z)
+        return (z >= threshold).to(z.dtype)
+
+    @staticmethod
+    def backward(ctx, grad_out: torch.Tensor) -> tuple[torch.Tensor, None]:
+        (z,) = ctx.saved_tensors
+        window = ((z > 0) & (z < 1)).to(grad_out.dtype)
+        return 0.5 * window * grad_out, None
+
+
+class _BoxcarSpikeFn(torch.autograd.Function):
+    """o = (u >= theta); do/du = 1 on |u - theta| < 1/2 (rectangular surrogate, width 1)."""
+
+    @staticmethod
+    def forward(ctx, u: torch.Tensor, theta: torch.Tensor) -> torch.Tensor:
+        ctx.save_for_backward(u, theta)
+        return (u >= theta).to(u.dtype)
+
+    @staticmethod
+    def backward(ctx, grad_out: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        u, theta = ctx.saved_tensors
+        window = ((u - theta).abs() < 0.5).to(grad_out.dtype)
+        grad_u = window * grad_out
+        grad_theta = -grad_u.sum().reshape(theta.shape) if ctx.needs_input_grad[1] else None
+        return grad_u, grad_theta
+
+
+def hoyer_extremum(c: torch.Tensor, mode: str) -> torch.Tensor:
+    """E = sum(c^2) / sum(c) of a non-negative tensor `c`.
+
+    mode "sum": one scalar over the whole tensor; "cw": one value per channel (dim 1), summed
+    over batch and spatial axes. A channel (or tensor) whose sum is zero gets E = 1, the
+    largest possible value of E for c in [0, 1]. The authors' code does this for "cw"; for
+    "sum" it would divide by zero, which we avoid the same way.
+    """
+    if mode == "sum":
+        num, den = (c * c).sum(), c.sum()
+    elif mode == "cw":
+        dims = [d for d in range(c.dim()) if d != 1]
+        num, den = (c * c).sum(dim=dims), c.sum(dim=dims)
+    else:
+        raise ValueError(f"mode={mode!r}; use 'sum' or 'cw'")
+    return torch.where(den > 0, num / den.clamp_min(torch.finfo(c.dtype).tiny), torch.ones_like(num))
+
+
+def _per_input_extremum(c: torch.Tensor, mode: str) -> torch.Tensor:
+    """E for each input of the batch separately, shaped to broadcast against `c`."""
+    if mode == "sum":
+        dims = list(range(1, c.dim()))
+        num, den = (c * c).sum(dim=dims, keepdim=True), c.sum(dim=dims, keepdim=True)
+    else:
+        dims = list(range(2, c.dim()))
+        num, den = (c * c).sum(dim=dims, keepdim=True), c.sum(dim=dims, keepdim=True)
+    return torch.where(den > 0, num / den.clamp_min(torch.finfo(c.dtype).tiny), torch.ones_like(num))
+
+
+class HoyerSpike(nn.Module):
+    """Hoyer spike layer: fires on z = u/|v_th| >= E, E the Hoyer extremum of clamp(z, 0, 1).
+
+    Training: E comes from the current batch (detached) and updates the running threshold
+    ``E_run = 0.9 E_run + 0.1 E``. Eval: E = ``running_threshold`` (a fixed hardware threshold),
+    or, with ``per_input_threshold=True``, E recomputed for each input (reporting only).
+
+    ``running_threshold`` starts at 0 like the authors' code, so a model evaluated before any
+    training step fires on every z >= 0; that is their choice and it does not matter after one
+    epoch. ``mode`` is "sum" (one E for the layer; FC layers) or "cw" (one E per channel; conv).
+    """
+
+    def __init__(self, mode: str = "sum", num_channels: int = 1, momentum: float = 0.1) -> None:
+        super().__init__()
+        if mode not in ("sum", "cw"):
+            raise ValueError(f"mode={mode!r}; use 'sum' or 'cw'")
+        self.mode = mode
+        self.momentum = momentum
+        self.per_input_threshold = False
+        self.v_th = nn.Parameter(torch.tensor(1.0))
+        shape = (num_channels,) if mode == "cw" else ()
+        self.register_buffer("running_threshold", torch.zeros(shape))
+        self._zc: torch.Tensor | None = None
+
+    def _broadcast(self, e: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+        if self.mode == "cw" and e.dim() == 1:
+            return e.view(1, -1, *([1] * (like.dim() - 2)))
+        return e
+
+    def forward(self, u: torch.Tensor) -> torch.Tensor:
+        z = u / self.v_th.abs()
+        if self.training:
+            e = hoyer_extremum(z.detach().clamp(0, 1), self.mode)
+            with torch.no_grad():
+                self.running_threshold.mul_(1 - self.momentum).add_(self.momentum * e)
+        elif self.per_input_threshold:
+            e = _per_input_extremum(z.detach().clamp(0, 1), self.mode)
+        else:
+            e = self.running_threshold
+        # Keep the clipped potential (with its graph) for the regulariser of this step only.
+        self._zc = z.clamp(0, 1) if torch.is_grad_enabled() else None
+        return _HoyerSpikeFn.apply(z, self._broadcast(e, z))
+
+    def hoyer_loss(self) -> torch.Tensor:
+        """H = (sum|zc|)^2 / sum(zc^2) over the last forward's batch tensor (0 if no activity)."""
+        if self._zc is None:
+            raise RuntimeError("hoyer_loss() needs a forward pass with gradients enabled first")
+        zc = self._zc
+        l1, l2sq = zc.abs().sum(), (zc * zc).sum()
+        return torch.where(l2sq > 0, l1 * l1 / l2sq.clamp_min(torch.finfo(zc.dtype).tiny), l2sq * 0)
+
+    def threshold_value(self) -> torch.Tensor:
+        """Eval-mode firing threshold on u: fires on u >= |v_th| * E_run (scalar or per channel)."""
+        return self.v_th.detach().abs() * self.running_threshold
+
+    def extra_repr(self) -> str:
+        return f"mode={self.mode}, channels={self.running_threshold.numel()}, momentum={self.momentum}"
+
+
+class HeavisideSpike(nn.Module):
+    """Baseline spike: o = (u >= theta), rectangular straight-through gradient of width 1.
+
+    theta is a scalar initialised to 1.0, fixed by default (the BN before the layer already
+    learns the scale and shift, so a trainable theta is redundant); ``trainable=True`` makes it
+    a parameter.
+    """
+
+    def __init__(self, threshold: float = 1.0, trainable: bool = False) -> None:
+        super().__init__()
+        t = torch.tensor(float(threshold))
+        if trainable:
+            self.threshold = nn.Parameter(t)
+        else:
+            self.register_buffer("threshold", t)
+
+    def forward(self, u: torch.Tensor) -> torch.Tensor:
+        return _BoxcarSpikeFn.apply(u, self.threshold)
+
+    def threshold_value(self) -> torch.Tensor:
+        """Firing threshold on u (fires on u >= value)."""
+        return self.threshold.detach().clone()

@@ -1,0 +1,43 @@
+"""spikeforge flow: data -> trained SNN -> integer model -> Verilog -> RTL proof -> cost report.
+
+Each stage writes its own folder under --out through a temp folder and a rename, and stamps it
+with the content hash of its inputs (`stage.json`). A rerun skips every stage whose stamp
+matches, so a finished flow reruns in seconds and an interrupted one resumes at the stage that
+did not finish. Stages call the same code as the stand-alone commands.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+HELP = "run the whole flow (train, quantize, generate, verify, estimate, report) on the default"
+
+STAGES = ("train", "quantize", "generate", "verify", "estimate", "report")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--dataset", default="digits", help="dataset (default digits, embedded)")
+    parser.add_argument("--data-dir", default=None, metavar="DIR", help="folder of MNIST/CIFAR files")
+    parser.add_argument("--arch", default="mlp", choices=("mlp", "lenet"), help="network (default mlp)")
+    parser.add_argument("--hidden", default=None, metavar="N[,N]", help="hidden widths of the MLP (default 128)")
+    parser.add_argument("--method", default="hoyer", choices=("hoyer", "heaviside"),
+                        help="one-time-step training method (default hoyer)")
+    parser.add_argument("--epochs", type=int, default=None, help="training epochs (default: the trainer's)")
+    parser.add_argument("--checkpoint", default=None, metavar="PATH", help="reuse this checkpoint, skip training")
+    parser.add_argument("--rows", type=int, default=8, help="PE array rows (default 8)")
+    parser.add_argument("--cols", type=int, default=8, help="PE array columns (default 8)")
+    parser.add_argument("--weight-bits", type=int, default=8, help="weight bits (default 8)")
+    parser.add_argument("--samples", type=int, default=20, help="test images verified in RTL (default 20)")
+    parser.add_argument("--sim", default="verilator", choices=("verilator", "icarus"), help="RTL simulator")
+    parser.add_argument("--target", default="ecp5", choices=("ecp5", "ice40", "asic"), help="area target")
+    parser.add_argument("--synth", action="store_true",
+                        help="area from Yosys + routed nextpnr (minutes) instead of the calibrated model")
+    parser.add_argument("--seed", type=int, default=0, help="seed of training and of the verified sample")
+    parser.add_argument("--out", default="out/flow", metavar="DIR", help="output folder (default out/flow)")
+    parser.add_argument("--force", action="store_true", help="ignore cached stages")
+
+
+def run(args: argparse.Namespace) -> int:
+    from spikeforge.scripts.flow import Flow
+
+    return Flow(args).run()

@@ -1,0 +1,60 @@
+"""spikeforge generate: Verilog for an R x C accumulate-only, zero-skipping systolic core."""
+
+from __future__ import annotations
+
+import argparse
+
+HELP = "generate Verilog for an R x C accumulate-only systolic core"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--rows", type=int, required=True, metavar="R", help="PE array rows")
+    parser.add_argument("--cols", type=int, required=True, metavar="C", help="PE array columns")
+    parser.add_argument("--weight-bits", type=int, default=None, metavar="N",
+                        help="signed weight width (default: CoreConfig's, or the model's)")
+    parser.add_argument("--acc-bits", type=int, default=None, metavar="N",
+                        help="signed accumulator width (default: CoreConfig's, or the model's worst case)")
+    parser.add_argument("--skip-window", type=int, default=None, metavar="W",
+                        help="spike-mask bits scanned per beat by the zero-skipper (default: 32)")
+    parser.add_argument("--weight-depth", type=int, default=None, metavar="N",
+                        help="words per PE weight memory (default: CoreConfig's, or what the model needs)")
+    parser.add_argument("--threshold-depth", type=int, default=None, metavar="N",
+                        help="words per column threshold memory")
+    parser.add_argument("--max-inputs", type=int, default=None, metavar="N", help="largest layer fan-in")
+    parser.add_argument("--model", metavar="ARTIFACT", default=None,
+                        help="artifact directory whose weights/thresholds initialise the memories")
+    parser.add_argument("--no-lint", action="store_true", help="skip `verilator --lint-only -Wall`")
+    parser.add_argument("--out", required=True, metavar="DIR", help="output directory")
+
+
+def run(args: argparse.Namespace) -> int:
+    from spikeforge.hw.config import CoreConfig
+    from spikeforge.hw.generate import generate, lint
+
+    given = {
+        "weight_bits": args.weight_bits, "acc_bits": args.acc_bits, "skip_window": args.skip_window,
+        "weight_depth": args.weight_depth, "threshold_depth": args.threshold_depth, "max_inputs": args.max_inputs,
+    }
+    given = {k: v for k, v in given.items() if v is not None}
+    network = None
+    if args.model:
+        from spikeforge.quant.artifact import load_artifact
+        from spikeforge.sim.layout import config_for_network
+
+        network, _ = load_artifact(args.model)
+        cfg = config_for_network(network, args.rows, args.cols, weight_bits=given.get("weight_bits"),
+                                 acc_bits=given.get("acc_bits"), skip_window=given.get("skip_window", 32))
+        cfg = cfg.replace(**{k: v for k, v in given.items() if k not in ("weight_bits", "acc_bits", "skip_window")})
+    else:
+        if "acc_bits" in given:
+            given.setdefault("threshold_bits", given["acc_bits"])
+        cfg = CoreConfig(rows=args.rows, cols=args.cols, **given)
+    manifest = generate(cfg, args.out, network)
+    verilog = f"{args.out}/{manifest['verilog']}"
+    lint_note = "lint skipped"
+    if not args.no_lint:
+        lint(verilog, manifest["top"])
+        lint_note = "verilator --lint-only -Wall: clean (waivers: hw/lint_waivers.vlt)"
+    print(f"wrote {verilog} (top {manifest['top']}, {cfg.rows}x{cfg.cols} PEs, "
+          f"{cfg.weight_bits}-bit weights, {cfg.acc_bits}-bit accumulators); {lint_note}")
+    return 0

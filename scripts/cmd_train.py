@@ -1,0 +1,168 @@
+"""spikeforge train: train a one-time-step SNN (hoyer, heaviside), a ReLU ANN, or dispatch to bntt/convert."""
+
+from __future__ import annotations
+
+import argparse
+
+HELP = "train an SNN (hoyer | heaviside | relu | bntt | convert) and write OUT/checkpoint.pt + metrics.json"
+
+METHODS = ("hoyer", "heaviside", "relu", "bntt", "convert")
+# Defaults of the one-time-step methods trained in spikeforge.model.train; tuned on digits
+# (docs/TRAINING.md). bntt/convert modules may publish their own as CLI_DEFAULTS.
+DEFAULTS = {"epochs": 40, "lr": None, "batch_size": 64, "lam": None}
+FALLBACK_LR = 1e-3  # for bntt/convert when neither the user nor the module sets one
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--method", choices=METHODS, default="hoyer", help="training method (default hoyer)")
+    parser.add_argument(
+        "--dataset",
+        default="digits",
+        help="digits | mnist5k | mnist | fashion-mnist | cifar10 | cifar100 (default digits)",
+    )
+    parser.add_argument(
+        "--arch", choices=("mlp", "lenet", "vgg", "resnet"), default="mlp", help="default mlp"
+    )
+    parser.add_argument(
+        "--hidden",
+        default=None,
+        metavar="W[,W...]",
+        help="hidden widths of the fully connected part, e.g. 128 or 256,128 (default per arch)",
+    )
+    parser.add_argument(
+        "--no-bn", action="store_true", help="leave out BatchNorm (it is folded into thresholds)"
+    )
+    parser.add_argument("--epochs", type=int, default=None, help=f"default {DEFAULTS['epochs']}")
+    parser.add_argument(
+        "--lambda",
+        dest="lam",
+        type=float,
+        default=None,
+        metavar="X",
+        help="regulariser weight (hoyer default: 1e-4 for mlp, 1e-6 for conv nets)",
+    )
+    parser.add_argument(
+        "--lr", type=float, default=None, help="Adam learning rate (default 3e-3 for mlp, 1e-3 for conv nets)"
+    )
+    parser.add_argument("--batch-size", type=int, default=None, help=f"default {DEFAULTS['batch_size']}")
+    parser.add_argument("--seed", type=int, default=0, help="training seed (default 0)")
+    parser.add_argument("--split-seed", type=int, default=0, help="train/test split seed of digits/mnist5k")
+    parser.add_argument(
+        "--threads", type=int, default=1, help="CPU threads (default 1; same count, same bits)"
+    )
+    parser.add_argument(
+        "--data-dir",
+        default=None,
+        metavar="DIR",
+        help="dataset files for mnist/fashion-mnist/cifar (digits/mnist5k are bundled)",
+    )
+    parser.add_argument("--timesteps", type=int, default=None, metavar="T", help="time steps (bntt/convert)")
+    parser.add_argument(
+        "--reg",
+        choices=("l1", "l2", "lp", "hoyer", "hoyer-square"),
+        default=None,
+        help="activity regulariser of the ReLU net (convert)",
+    )
+    parser.add_argument("--p", type=float, default=0.5, help="exponent of the lp regulariser (default 0.5)")
+    parser.add_argument(
+        "--compare-with",
+        default=None,
+        metavar="DIR",
+        help="also plot this run's potentials against DIR/checkpoint.pt (membrane_compare.png)",
+    )
+    parser.add_argument("--out", required=True, metavar="DIR", help="output folder")
+
+
+def _hidden(text: str | None) -> list[int] | None:
+    from spikeforge import SpikeforgeError
+
+    if text is None:
+        return None
+    try:
+        widths = [int(w) for w in text.replace(" ", "").split(",") if w]
+    except ValueError:
+        widths = []
+    if not widths and text.strip() not in ("", "none"):
+        raise SpikeforgeError(
+            f"--hidden {text!r} is not a list of widths; use e.g. --hidden 128 or --hidden 256,128"
+        )
+    if any(w < 1 for w in widths):
+        raise SpikeforgeError(f"--hidden {text!r} has a width below 1; use positive widths")
+    return widths
+
+
+def run(args: argparse.Namespace) -> int:
+    import importlib
+
+    from spikeforge import SpikeforgeError
+
+    if args.method in ("bntt", "convert"):
+        try:
+            mod = importlib.import_module(f"spikeforge.model.{args.method}")
+            entry = mod.train_from_args
+        except (ImportError, AttributeError) as e:
+            raise SpikeforgeError(
+                f"--method {args.method} is not available yet ({e}); use hoyer, heaviside or relu"
+            ) from e
+        for key, value in {**DEFAULTS, "lr": FALLBACK_LR, **getattr(mod, "CLI_DEFAULTS", {})}.items():
+            if getattr(args, key, None) is None:
+                setattr(args, key, value)
+        return int(entry(args) or 0)
+
+    from spikeforge.model.train import TrainConfig, train
+
+    arch: dict = {"name": args.arch}
+    hidden = _hidden(args.hidden)
+    if hidden is not None:
+        arch["hidden"] = hidden
+    if args.no_bn:
+        arch["bn"] = False
+    pick = {k: (getattr(args, k) if getattr(args, k) is not None else v) for k, v in DEFAULTS.items()}
+    cfg = TrainConfig(
+        method=args.method,
+        dataset=args.dataset,
+        arch=arch,
+        epochs=pick["epochs"],
+        lr=pick["lr"],
+        batch_size=pick["batch_size"],
+        lam=pick["lam"],
+        seed=args.seed,
+        split_seed=args.split_seed,
+        data_dir=args.data_dir,
+        out=args.out,
+        num_threads=args.threads,
+    )
+    result = train(cfg)
+    m = result.metrics
+    if args.compare_with:
+        from pathlib import Path
+
+        import torch
+
+        from spikeforge.model.data import load_dataset
+        from spikeforge.model.nets import build_from_checkpoint
+        from spikeforge.model.plots import plot_membrane_histogram
+
+        path = Path(args.compare_with) / "checkpoint.pt"
+        if not path.is_file():
+            raise SpikeforgeError(
+                f"--compare-with: {path} not found; pass a folder written by spikeforge train"
+            )
+        other = build_from_checkpoint(torch.load(path, weights_only=False))
+        ds = load_dataset(args.dataset, args.data_dir, args.split_seed)
+        plot_membrane_histogram(
+            {other.method: other, args.method: result.model},
+            ds.x_test,
+            Path(args.out) / "membrane_compare.png",
+        )
+    extra = ""
+    if "test_accuracy_per_input_threshold" in m:
+        extra = f" (per-input threshold {m['test_accuracy_per_input_threshold']:.4f})"
+    rate_name = "activation density" if args.method == "relu" else "spike rate"
+    print(
+        f"{args.method} {result.model.arch['name']} on {args.dataset}: "
+        f"test accuracy {m['test_accuracy']:.4f}{extra}  "
+        f"mean {rate_name} {m['spike_rate_mean']:.3f}  synops/sample {m['synops']:.0f}  "
+        f"train {m['train_time_s']:.1f} s  -> {args.out}/checkpoint.pt"
+    )
+    return 0

@@ -1,0 +1,169 @@
+"""The one network driver: sequences whole networks on the core, one tile command at a time.
+
+The golden model, the Amaranth simulation and the cocotb testbenches all use this driver, so a
+network means the same commands everywhere. For each compute layer it builds the commands (one
+per output tile for a dense layer; one per output position and tile for a conv layer, from the
+spike im2col of the input), hands them to a backend, and assembles the output beats into the
+next layer's input. Max-pooling (OR/AND of spikes) runs here, between commands.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from spikeforge.hw.config import CoreConfig
+from spikeforge.sim.cycle import Command, OutputBeat, encode_input, run_tile, tile_cycles, tile_timing
+from spikeforge.sim.layout import Layout, memory_images, plan_layout
+from spikeforge.sim.network import IntegerNetwork
+
+
+@dataclass
+class TileOutcome:
+    accept_cycle: int
+    beats: list[OutputBeat]
+
+
+# A backend runs a list of (command, beats) back to back and returns one outcome per command,
+# with cycles counted from the start of that call.
+Backend = Callable[[list[tuple[Command, list[int]]]], list[TileOutcome]]
+
+
+@dataclass
+class LayerTrace:
+    layer: int
+    kind: str
+    commands: int
+    cycles: int  # first command accepted .. last beat, both included
+    ideal_cycles: int  # active (input, plane) bits over all commands: the spike-count bound
+    dense_cycles: int  # the same core without zero-skipping (every input bit costs a cycle)
+    output: np.ndarray  # spikes (bool) or readout values (int64), in the layer's output shape
+    outcomes: list[TileOutcome] = field(repr=False, default_factory=list)
+
+
+@dataclass
+class ImageTrace:
+    layers: list[LayerTrace]
+    prediction: int
+    logits: np.ndarray
+
+    @property
+    def cycles(self) -> int:
+        return sum(layer.cycles for layer in self.layers if layer.kind != "pool")
+
+
+class NetworkDriver:
+    def __init__(self, net: IntegerNetwork, cfg: CoreConfig):
+        net.validate()
+        self.net = net
+        self.cfg = cfg
+        self.layout: Layout = plan_layout(net, cfg)
+        self.weights, self.thresholds = memory_images(net, self.layout)
+
+    # --- the steps, usable one at a time by an event-driven testbench -------------------------
+    def layer_commands(self, index: int, act: np.ndarray) -> list[tuple[Command, list[int]]]:
+        """Commands for compute layer `index` given its input activation (ints)."""
+        layer = self.net.layers[index]
+        cfg = self.cfg
+        tiles = self.layout.tiles_of(index)
+        if layer.kind == "dense":
+            vectors = [act.reshape(-1)]
+        else:
+            vectors = list(layer.im2col(act[None].astype(np.int64))[0])
+        commands = []
+        for vec in vectors:
+            n_words, beats = encode_input(vec, layer.input_bits, cfg.skip_window)
+            for tile in tiles:
+                commands.append((Command(n_words, layer.input_bits, tile.weight_base, tile.threshold_base), beats))
+        return commands
+
+    def assemble(self, index: int, outcomes: Sequence[TileOutcome]) -> np.ndarray:
+        """Output beats of layer `index`'s commands -> the layer's output map."""
+        layer = self.net.layers[index]
+        cfg = self.cfg
+        tiles = self.layout.tiles_of(index)
+        positions = 1 if layer.kind == "dense" else layer.positions
+        flat = np.zeros((positions, layer.outputs), dtype=np.int64)
+        for n, outcome in enumerate(outcomes):
+            pos, tile = divmod(n, len(tiles))
+            placement = tiles[tile]
+            for beat in outcome.beats:
+                for c in range(cfg.cols):
+                    slot = beat.row * cfg.cols + c
+                    if slot < placement.outputs:
+                        value = beat.values[c]
+                        flat[pos, placement.first_output + slot] = value >= 0 if layer.spiking else value
+        if layer.kind == "dense":
+            out = flat[0]
+        else:
+            oh, ow = layer.out_hw
+            out = flat.T.reshape(layer.outputs, oh, ow)
+        return out.astype(bool) if layer.spiking else out
+
+    # --- a whole image on a synchronous backend ------------------------------------------------
+    def run_image(self, image: np.ndarray, backend: Backend) -> ImageTrace:
+        act = self.net.quantize_input(np.asarray(image)[None])[0]
+        traces = []
+        for index, layer in enumerate(self.net.layers):
+            if layer.kind == "pool":
+                act = layer.apply(act[None].astype(bool))[0]
+                traces.append(LayerTrace(index, "pool", 0, 0, 0, 0, act))
+                continue
+            commands = self.layer_commands(index, act)
+            outcomes = backend(commands)
+            act = self.assemble(index, outcomes)
+            traces.append(self.trace(index, commands, outcomes, act))
+        logits = act.reshape(-1)
+        return ImageTrace(traces, int(np.argmax(logits)), logits)
+
+    def trace(self, index: int, commands, outcomes: Sequence[TileOutcome], output: np.ndarray) -> LayerTrace:
+        cfg = self.cfg
+        layer = self.net.layers[index]
+        ideal = sum(sum(int(b).bit_count() for b in beats) for _, beats in commands)
+        # Without zero-skipping every input bit of every plane costs a slot.
+        # Consecutive commands overlap by one cycle: the next is accepted as the last beat leaves.
+        dense = sum(tile_cycles(cfg, cmd.n_planes * layer.fan_in + cmd.n_planes - 1) for cmd, _ in commands)
+        dense -= len(commands) - 1
+        cycles = outcomes[-1].beats[-1].cycle - outcomes[0].accept_cycle + 1
+        return LayerTrace(index, layer.kind, len(commands), cycles, ideal, dense, output, list(outcomes))
+
+    # --- the golden backend --------------------------------------------------------------------
+    def golden_backend(self, commands: list[tuple[Command, list[int]]]) -> list[TileOutcome]:
+        outcomes = []
+        cycle = 0
+        for cmd, beats in commands:
+            result = run_tile(self.cfg, self.weights, self.thresholds, cmd, beats, accept_cycle=cycle)
+            outcomes.append(TileOutcome(result.accept_cycle, list(result.beats)))
+            cycle = result.next_accept
+        return outcomes
+
+    def amaranth_backend(self, commands: list[tuple[Command, list[int]]]) -> list[TileOutcome]:
+        from spikeforge.sim.rtl_amaranth import simulate_commands
+
+        tiles = simulate_commands(self.cfg, self.weights, self.thresholds, commands)
+        return [TileOutcome(t.accept_cycle, t.beats) for t in tiles]
+
+
+def layer_cycles_fast(net: IntegerNetwork, cfg: CoreConfig, images: np.ndarray) -> np.ndarray:
+    """Per image and compute layer, the exact cycles of the timing contract, without running
+    the datapath: used by the estimators on whole datasets. [images, compute layers]."""
+    driver = NetworkDriver(net, cfg)
+    _, _, outputs = net.forward(images, acc_bits=cfg.acc_bits, collect=True)
+    quantized = net.quantize_input(images)
+    result = np.zeros((len(images), len(net.compute_layers)), dtype=np.int64)
+    for img in range(len(images)):
+        act = quantized[img]
+        column = 0
+        for index, layer in enumerate(net.layers):
+            if layer.kind != "pool":
+                total = 0
+                cycle = 0
+                for cmd, beats in driver.layer_commands(index, act):
+                    _, beat_cycles, cycle = tile_timing(cfg, beats, cmd.n_planes, cycle)
+                    total = beat_cycles[-1] + 1
+                result[img, column] = total
+                column += 1
+            act = outputs[index][img]
+    return result

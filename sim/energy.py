@@ -1,0 +1,100 @@
+"""Energy per inference from counted operations times per-operation energies (45 nm, 0.9 V).
+
+Sources (all Horowitz, "Computing's energy problem", ISSCC 2014, 45 nm; /work/shared/methods.md §4):
+- integer add: 8 bit 0.03 pJ, 32 bit 0.1 pJ. An adder's energy grows linearly with its width,
+  so other widths are interpolated linearly through those two points.
+- integer multiply: 8 bit 0.2 pJ, 32 bit 3.1 pJ; an array multiplier grows with the square of
+  the width, 0.2 * (b / 8)^2 (gives 3.2 pJ at 32 bits, within 3 % of the table).
+- SRAM: an 8 KB cache read of 64 bits costs 10 pJ, i.e. 0.156 pJ per bit. The PE weight memories
+  are smaller than 8 KB, so this is an upper bound for them; writes are taken at the read cost.
+
+What is counted (sim/estimate.py `operation_counts`): accumulates performed by the array (every
+ACC token adds in all R*C PEs, including slots unused in a layer's last tile) and the useful ones,
+plane doublings (charged as an add: an upper bound, a shift is a mux), weight-memory reads (one
+word per PE per ACC token, assuming the read port is enabled only for ACC tokens), threshold reads
+and comparisons (one per PE slot per tile), input-beat reads (every command streams its input
+words) and output writes (one bit per spike, acc_bits + 1 per readout value). Not counted: clock
+tree, token and pipeline registers, control, leakage.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+E_ADD8_PJ = 0.03
+E_ADD32_PJ = 0.1
+E_MULT8_PJ = 0.2
+E_SRAM_BIT_PJ = 10.0 / 64  # 8 KB SRAM, 64-bit read = 10 pJ
+
+
+def e_add(bits: int) -> float:
+    """pJ of one `bits`-wide integer add (linear through Horowitz's 8- and 32-bit points)."""
+    return max(0.005, E_ADD8_PJ + (bits - 8) * (E_ADD32_PJ - E_ADD8_PJ) / 24)
+
+
+def e_mult(bits: int) -> float:
+    """pJ of one bits x bits integer multiply (quadratic through Horowitz's 8-bit point)."""
+    return E_MULT8_PJ * (bits / 8) ** 2
+
+
+@dataclass(frozen=True)
+class EnergyModel:
+    """Per-operation energies (pJ); override a field to model another process."""
+
+    sram_bit_pj: float = E_SRAM_BIT_PJ
+    dnn_act_bits: int = 8
+    dnn_weight_bits: int = 8
+    dnn_acc_bits: int = 24  # the int8 MAC PE baseline of hw/synth.py
+
+    def to_dict(self) -> dict:
+        return asdict(self) | {"source": "Horowitz ISSCC 2014, 45 nm (see spikeforge.sim.energy)"}
+
+
+def snn_energy(
+    counts: dict[str, float],
+    acc_bits: int,
+    weight_bits: int,
+    threshold_bits: int,
+    model: EnergyModel = EnergyModel(),
+) -> dict[str, float]:
+    """pJ per inference by component, from mean operation counts of one inference."""
+    bit = model.sram_bit_pj
+    parts = {
+        "accumulate": counts["adds_performed"] * e_add(acc_bits),
+        "double": counts["doubles_performed"] * e_add(acc_bits),
+        "weight_read": counts["weight_reads"] * weight_bits * bit,
+        "compare": counts["compares_performed"] * e_add(acc_bits + 1),
+        "threshold_read": counts["threshold_reads"] * threshold_bits * bit,
+        "input_read": counts["input_bits_read"] * bit,
+        "output_write": counts["output_bits_written"] * bit,
+    }
+    total = sum(parts.values())
+    useful = max(counts["adds_useful"], 1.0)
+    return {
+        "parts_pj": parts,
+        "total_pj": total,
+        "compute_pj": parts["accumulate"] + parts["double"] + parts["compare"],
+        "pj_per_synop": total / useful,
+        # The convention of SNN papers: useful synaptic ops times one add, no memory.
+        "synops_x_add_pj": counts["adds_useful"] * e_add(acc_bits),
+    }
+
+
+def dnn_energy(counts: dict[str, float], model: EnergyModel = EnergyModel()) -> dict[str, float]:
+    """The same network as an int8 MAC DNN: every input costs a MAC, whatever its value."""
+    bit = model.sram_bit_pj
+    macs = counts["dnn_macs"]
+    parts = {
+        "mac": macs * (e_mult(max(model.dnn_act_bits, model.dnn_weight_bits)) + e_add(model.dnn_acc_bits)),
+        "weight_read": macs * model.dnn_weight_bits * bit,
+        "input_read": counts["dnn_input_reads"] * model.dnn_act_bits * bit,
+        "output_write": counts["dnn_outputs"] * model.dnn_act_bits * bit,
+    }
+    total = sum(parts.values())
+    return {
+        "parts_pj": parts,
+        "total_pj": total,
+        "compute_pj": parts["mac"],
+        "pj_per_mac": total / max(macs, 1.0),
+        "macs": macs,
+    }

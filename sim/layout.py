@@ -1,0 +1,204 @@
+"""Placement of an integer network in the core's memories.
+
+Each PE owns one output neuron of a tile of R*C outputs: PE (r, c) holds slot s = r*C + c.
+A compute layer with `outputs` neurons needs ceil(outputs / (R*C)) tiles; tile t of a layer
+stores, in every PE, the weights W[t*R*C + s, 0..fan_in-1] at addresses base .. base+fan_in-1,
+and, in every column c, the thresholds of slots (r, c) at threshold addresses tbase + r.
+Unused slots of the last tile hold zero weights and threshold 0; the driver ignores them.
+The layout is the single source for the generator's memory init, the driver's commands and the
+estimators' memory sizes.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from spikeforge.hw.config import ConfigError, CoreConfig
+from spikeforge.sim.network import IntegerNetwork, signed_bits_for_range
+
+
+@dataclass(frozen=True)
+class TilePlacement:
+    layer: int  # index into network.layers
+    tile: int
+    first_output: int
+    outputs: int  # valid outputs in this tile (<= R*C)
+    weight_base: int
+    threshold_base: int
+
+
+@dataclass(frozen=True)
+class Layout:
+    cfg: CoreConfig
+    tiles: tuple[TilePlacement, ...]
+    weight_words: int  # PE weight-memory words used
+    threshold_words: int
+
+    def tiles_of(self, layer: int) -> list[TilePlacement]:
+        return [t for t in self.tiles if t.layer == layer]
+
+
+def plan_layout(net: IntegerNetwork, cfg: CoreConfig) -> Layout:
+    """Place every compute layer's tiles; refuse configs whose memories or widths are too small."""
+    slots = cfg.pes
+    tiles: list[TilePlacement] = []
+    wbase = tbase = 0
+    for index, layer in enumerate(net.layers):
+        if layer.kind == "pool":
+            continue
+        if layer.fan_in > cfg.max_inputs:
+            raise ConfigError(
+                f"max_inputs={cfg.max_inputs} is smaller than layer {index}'s fan-in {layer.fan_in}; "
+                f"use max_inputs >= {layer.fan_in}"
+            )
+        if layer.input_bits > cfg.max_input_bits:
+            raise ConfigError(
+                f"max_input_bits={cfg.max_input_bits} is smaller than layer {index}'s input_bits "
+                f"{layer.input_bits}; use max_input_bits >= {layer.input_bits}"
+            )
+        for t in range(-(-layer.outputs // slots)):
+            first = t * slots
+            tiles.append(TilePlacement(index, t, first, min(slots, layer.outputs - first), wbase, tbase))
+            wbase += layer.fan_in
+            tbase += cfg.rows
+    if wbase > cfg.weight_depth:
+        raise ConfigError(
+            f"weight_depth={cfg.weight_depth} is too small: the model needs {wbase} words per PE "
+            f"on a {cfg.rows}x{cfg.cols} array; use --weight-depth {wbase} or a larger array"
+        )
+    if tbase > cfg.threshold_depth:
+        raise ConfigError(
+            f"threshold_depth={cfg.threshold_depth} is too small: the model needs {tbase} words per column; "
+            f"use --threshold-depth {tbase}"
+        )
+    need_w = net.required_weight_bits()
+    if need_w > cfg.weight_bits:
+        raise ConfigError(f"weight_bits={cfg.weight_bits} is too narrow: the model's weights need {need_w} bits; "
+                          f"use --weight-bits {need_w}")
+    need_acc = net.required_acc_bits()
+    if need_acc > cfg.acc_bits:
+        raise ConfigError(
+            f"acc_bits={cfg.acc_bits} is too narrow: the model's worst-case accumulator needs {need_acc} bits; "
+            f"use --acc-bits {need_acc} or more"
+        )
+    thr_need = max(int(np.abs(layer.threshold).max(initial=0)) for layer in net.compute_layers)
+    if thr_need > cfg.threshold_max + 1:
+        raise ConfigError(f"threshold_bits={cfg.threshold_bits} cannot hold threshold {thr_need}; "
+                          f"use threshold_bits >= {thr_need.bit_length() + 1}")
+    return Layout(cfg, tuple(tiles), wbase, tbase)
+
+
+def memory_images(net: IntegerNetwork, layout: Layout) -> tuple[np.ndarray, np.ndarray]:
+    """The init contents: weights[R*C, weight_depth] and thresholds[C, threshold_depth] (int64)."""
+    cfg = layout.cfg
+    weights = np.zeros((cfg.pes, cfg.weight_depth), dtype=np.int64)
+    thresholds = np.zeros((cfg.cols, cfg.threshold_depth), dtype=np.int64)
+    for tile in layout.tiles:
+        layer = net.layers[tile.layer]
+        wm = layer.weight_matrix()
+        for s in range(tile.outputs):
+            out = tile.first_output + s
+            weights[s, tile.weight_base: tile.weight_base + layer.fan_in] = wm[out]
+            r, c = divmod(s, cfg.cols)
+            thresholds[c, tile.threshold_base + r] = layer.threshold[out]
+    return weights, thresholds
+
+
+def to_hex_lines(values: np.ndarray, bits: int) -> list[str]:
+    """Two's-complement hex words for Verilog $readmemh."""
+    digits = -(-bits // 4)
+    mask = (1 << bits) - 1
+    return [format(int(v) & mask, f"0{digits}x") for v in values]
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as handle:
+            handle.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def write_memory_files(net: IntegerNetwork, cfg: CoreConfig, out_dir: str | os.PathLike) -> list[Path]:
+    """Write $readmemh files: weights_pe<r>_<c>.hex per PE and thresholds_col<c>.hex per column."""
+    layout = plan_layout(net, cfg)
+    weights, thresholds = memory_images(net, layout)
+    out = Path(out_dir)
+    written = []
+    for s in range(cfg.pes):
+        r, c = divmod(s, cfg.cols)
+        path = out / f"weights_pe{r}_{c}.hex"
+        atomic_write_text(path, "\n".join(to_hex_lines(weights[s], cfg.weight_bits)) + "\n")
+        written.append(path)
+    for c in range(cfg.cols):
+        path = out / f"thresholds_col{c}.hex"
+        atomic_write_text(path, "\n".join(to_hex_lines(thresholds[c], cfg.threshold_bits)) + "\n")
+        written.append(path)
+    return written
+
+
+
+def _pow2(n: int) -> int:
+    return 1 << max(0, (max(1, n) - 1).bit_length())
+
+
+def config_for_network(
+    net: IntegerNetwork,
+    rows: int,
+    cols: int,
+    weight_bits: int | None = None,
+    skip_window: int = 32,
+    acc_bits: int | None = None,
+    fault: str | None = None,
+) -> CoreConfig:
+    """The smallest valid CoreConfig that runs `net` on an R x C array: the one config that
+    generate, verify, estimate, sweep and the flow all build for a model.
+
+    Widths come from the network (weights, worst-case accumulator, thresholds) unless given;
+    memory depths are the layout's word counts rounded up to a power of two (the address width
+    is the same, and block RAMs come in powers of two). A width narrower than the model needs is
+    refused with the field and the fix.
+    """
+    net.validate()
+    CoreConfig(rows=rows, cols=cols, skip_window=skip_window)  # range checks first, one-line errors
+    need_w = net.required_weight_bits()
+    wb = need_w if weight_bits is None else weight_bits
+    if wb < need_w:
+        raise ConfigError(
+            f"weight_bits={wb} is too narrow for this model (its weights need {need_w} bits); "
+            f"use --weight-bits {need_w} or more, or quantize the model to {wb} bits"
+        )
+    acc = max(net.required_acc_bits(), wb) if acc_bits is None else acc_bits
+    if acc < wb:
+        raise ConfigError(f"acc_bits={acc} is narrower than weight_bits={wb}; use --acc-bits {max(wb, 2)} or more")
+    t_lo = min(int(layer.threshold.min(initial=0)) for layer in net.compute_layers)
+    t_hi = max(int(layer.threshold.max(initial=0)) for layer in net.compute_layers)
+    tb = min(acc, max(2, signed_bits_for_range(t_lo, t_hi)))
+    slots = rows * cols
+    wwords = sum(-(-layer.outputs // slots) * layer.fan_in for layer in net.compute_layers)
+    twords = sum(-(-layer.outputs // slots) * rows for layer in net.compute_layers)
+    cfg = CoreConfig(
+        rows=rows,
+        cols=cols,
+        weight_bits=wb,
+        acc_bits=acc,
+        threshold_bits=tb,
+        skip_window=skip_window,
+        max_input_bits=max(max(layer.input_bits for layer in net.compute_layers), 1),
+        max_inputs=max(layer.fan_in for layer in net.compute_layers),
+        weight_depth=_pow2(wwords),
+        threshold_depth=_pow2(twords),
+        fault=fault,
+    )
+    plan_layout(net, cfg)  # the placement rules refuse anything that does not fit (acc_bits too narrow, ...)
+    return cfg
