@@ -19,20 +19,33 @@ import numpy as np
 from spikeforge import SpikeforgeError, __version__
 from spikeforge.sim.layout import atomic_write_text
 
-CODE_DIRS = ("hw", "model", "quant", "sim")
+# The code each stage's result depends on: a changed trainer retrains, a changed report writer
+# only rewrites the report.
+STAGE_CODE = {
+    "train": ("model", "scripts/cmd_train.py"),
+    "quantize": ("model", "quant", "sim/network.py", "sim/layout.py", "scripts/cmd_quantize.py"),
+    "generate": ("hw", "sim/layout.py"),
+    "verify": ("hw", "sim", "tests/cocotb"),
+    "estimate": ("hw", "sim"),
+    "report": ("scripts/flow_report.py", "sim/anchors.py"),
+}
 
 
 class FlowError(SpikeforgeError):
     pass
 
 
-def code_digest(root: Path) -> str:
-    """Hash of spikeforge's own sources: a changed generator or trainer invalidates the cache."""
+def code_digest(root: Path, parts: tuple[str, ...]) -> str:
+    """Hash of the spikeforge sources a stage depends on (folders or files under the root)."""
     h = hashlib.sha256(__version__.encode())
-    for folder in CODE_DIRS:
-        for path in sorted((root / folder).rglob("*.py")):
-            h.update(path.relative_to(root).as_posix().encode())
-            h.update(path.read_bytes())
+    for part in parts:
+        target = root / part
+        files = sorted(p for p in target.rglob("*") if p.suffix in (".py", ".vlt", ".json")) if target.is_dir() \
+            else [target]
+        for path in files:
+            if path.is_file():
+                h.update(path.relative_to(root).as_posix().encode())
+                h.update(path.read_bytes())
     return h.hexdigest()[:16]
 
 
@@ -59,7 +72,7 @@ class Flow:
         self.args = args
         self.out = Path(args.out)
         self.root = Path(__file__).resolve().parent.parent
-        self.code = code_digest(self.root)
+        self.code = {stage: code_digest(self.root, parts) for stage, parts in STAGE_CODE.items()}
         self.timings: dict[str, float] = {}
         self.cached: list[str] = []
 
@@ -152,7 +165,7 @@ class Flow:
                 argv += ["--epochs", str(args.epochs)]
             if args.data_dir:
                 argv += ["--data-dir", args.data_dir]
-            key = digest("train", self.code, argv)
+            key = digest("train", self.code["train"], argv)
 
             def body(tmp: Path) -> dict:
                 call_command("train", argv + ["--out", str(tmp)])
@@ -170,7 +183,7 @@ class Flow:
                 "--cols", str(args.cols), "--seed", str(args.seed)]
         if args.data_dir:
             argv += ["--data-dir", args.data_dir]
-        key = digest("quantize", self.code, train["key"], argv[1:])
+        key = digest("quantize", self.code["quantize"], train["key"], argv[1:])
 
         def body(tmp: Path) -> dict:
             call_command("quantize", argv + ["--out", str(tmp / "artifact")])
@@ -190,7 +203,7 @@ class Flow:
         return net, manifest, cfg
 
     def generate_stage(self, quant: dict) -> dict:
-        key = digest("generate", self.code, quant["key"], self.args.rows, self.args.cols)
+        key = digest("generate", self.code["generate"], quant["key"], self.args.rows, self.args.cols)
 
         def body(tmp: Path) -> dict:
             from spikeforge.hw.generate import generate, lint
@@ -214,7 +227,7 @@ class Flow:
 
     def verify_stage(self, quant: dict, gen: dict) -> dict:
         args = self.args
-        key = digest("verify", self.code, gen["key"], args.samples, args.sim, args.seed)
+        key = digest("verify", self.code["verify"], gen["key"], args.samples, args.sim, args.seed)
 
         def body(tmp: Path) -> dict:
             from spikeforge.sim import rtl_cocotb
@@ -238,7 +251,7 @@ class Flow:
 
     def estimate_stage(self, quant: dict, gen: dict) -> dict:
         args = self.args
-        key = digest("estimate", self.code, gen["key"], args.target, args.synth)
+        key = digest("estimate", self.code["estimate"], gen["key"], args.target, args.synth)
 
         def body(tmp: Path) -> dict:
             from spikeforge.sim.estimate import estimate, write_reports
@@ -252,7 +265,7 @@ class Flow:
         return self.stage("estimate", key, body)
 
     def report_stage(self, train, quant, gen, verify, est) -> dict:
-        key = digest("report", self.code, train["key"], quant["key"], gen["key"],
+        key = digest("report", self.code["report"], train["key"], quant["key"], gen["key"],
                      verify.get("sim_cycles"), est.get("config_digest"), self.args.synth, self.args.target)
 
         def body(tmp: Path) -> dict:

@@ -24,7 +24,7 @@ def area_line(est: dict) -> tuple[str, dict]:
 def headline(args: argparse.Namespace, train: dict, quant: dict, gen: dict, verify: dict, est: dict) -> dict:
     q = quant["report"]
     lat = est["latency"]
-    images = verify.get("images", [])
+    images = verify.get("per_image", [])
     matches = sum(1 for im in images if im["golden"] == im["rtl"]) if isinstance(images, list) else 0
     text, _ = area_line(est)
     return {
@@ -58,7 +58,7 @@ def headline(args: argparse.Namespace, train: dict, quant: dict, gen: dict, veri
 
 
 def _sample_accuracy(verify: dict) -> float | None:
-    images = verify.get("images")
+    images = verify.get("per_image")
     labels = verify.get("labels")
     if not isinstance(images, list) or not labels:
         return None

