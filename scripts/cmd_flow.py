@@ -18,7 +18,7 @@ STAGES = ("train", "quantize", "generate", "verify", "estimate", "report")
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--dataset", default="digits", help="dataset (default digits, embedded)")
     parser.add_argument("--data-dir", default=None, metavar="DIR", help="folder of MNIST/CIFAR files")
-    parser.add_argument("--arch", default="mlp", choices=("mlp", "lenet"), help="network (default mlp)")
+    parser.add_argument("--arch", default="mlp", choices=("mlp", "lenet", "vgg"), help="network (default mlp)")
     parser.add_argument("--hidden", default=None, metavar="N[,N]", help="hidden widths of the MLP (default 128)")
     parser.add_argument("--method", default="hoyer", choices=("hoyer", "heaviside"),
                         help="one-time-step training method (default hoyer)")
