@@ -33,7 +33,7 @@ from amaranth.lib import data, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
-from spikeforge import SpikeforgeError
+from spikeforge import SpikeforgeError, atomic_write_text
 from spikeforge.hw.config import CoreConfig
 
 FLOW_VERSION = 3  # bump when a flow's script changes, so old cache entries are not reused
@@ -108,17 +108,7 @@ def design_hash(design: str, flow: str, options: dict[str, Any]) -> str:
 
 
 def _atomic_json(path: Path, obj: Any) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as handle:
-            json.dump(obj, handle, indent=2, sort_keys=True)
-            handle.write("\n")
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=True) + "\n")
 
 
 def _run(cmd: list[str], cwd: Path, log: str, timeout: float | None = None) -> str:

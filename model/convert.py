@@ -11,10 +11,10 @@ Choices and sources: docs/BNTT_AND_CONVERSION.md.
 from __future__ import annotations
 
 import copy
+import io
 import json
 import os
 import sys
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -25,7 +25,7 @@ import torch.nn.functional as F
 from rich.progress import Progress
 from torch import nn
 
-from spikeforge import SpikeforgeError
+from spikeforge import SpikeforgeError, atomic_write_bytes, atomic_write_text
 from spikeforge.model import ar_metrics
 from spikeforge.model.regularizers import REGULARIZERS, activity_penalty, get_regularizer
 
@@ -305,27 +305,17 @@ def eflops(net: ReLUNet, x: torch.Tensor, batch_size: int = 1000) -> float:
 
 
 # ------------------------------------------------------------------------------------ checkpoints
-def _atomic_write(path: Path, write) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def save_checkpoint(out: str | os.PathLike, ckpt: dict[str, Any]) -> Path:
     """Write DIR/checkpoint.pt and DIR/metrics.json atomically (docs/INTERFACES.md §1).
 
     `out` is the directory, or a path ending in .pt (metrics.json then goes beside it)."""
     out = Path(out)
     pt = out if out.suffix == ".pt" else out / "checkpoint.pt"
-    _atomic_write(pt, lambda f: torch.save(ckpt, f))
+    buf = io.BytesIO()
+    torch.save(ckpt, buf)
+    atomic_write_bytes(pt, buf.getvalue())
     text = json.dumps(ckpt["metrics"], indent=2, sort_keys=True) + "\n"
-    _atomic_write(pt.parent / "metrics.json", lambda f: f.write(text.encode()))
+    atomic_write_text(pt.parent / "metrics.json", text)
     return pt
 
 

@@ -13,7 +13,7 @@ from spikeforge.model.nets import SNN
 
 
 def _save(fig, path: Path) -> None:
-    from spikeforge.model.train import atomic_write_bytes
+    from spikeforge import atomic_write_bytes
 
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=120, bbox_inches="tight")

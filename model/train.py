@@ -10,9 +10,7 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import sys
-import tempfile
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -21,7 +19,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from spikeforge import SpikeforgeError
+from spikeforge import SpikeforgeError, atomic_write_bytes
 from spikeforge.model.data import load_dataset
 from spikeforge.model.metrics import accuracy, evaluate
 from spikeforge.model.nets import SNN, build
@@ -61,20 +59,6 @@ class Result:
     metrics: dict
     checkpoint: dict
     out: Path | None
-
-
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write `data` to `path` via a temp file in the same folder and os.replace."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
 
 
 def save_checkpoint(ckpt: dict, path: Path) -> None:

@@ -107,7 +107,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.json:
         from pathlib import Path
 
-        from spikeforge.sim.layout import atomic_write_text
+        from spikeforge import atomic_write_text
 
         atomic_write_text(Path(args.json), json.dumps({"densities": rows, "golden": tp}, indent=2) + "\n")
     return 0

@@ -218,8 +218,8 @@ def run(args: argparse.Namespace) -> int:
 
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+    from spikeforge import atomic_write_text
     from spikeforge.hw.config import ConfigError
-    from spikeforge.sim.estimate import _atomic_write
 
     if args.jobs < 1:
         raise ConfigError(f"--jobs {args.jobs} must be >= 1")
@@ -276,8 +276,8 @@ def run(args: argparse.Namespace) -> int:
     writer = csv.DictWriter(buf, fieldnames=CSV_FIELDS, extrasaction="ignore", lineterminator="\n")
     writer.writeheader()
     writer.writerows(rows)
-    _atomic_write(out / "sweep.csv", buf.getvalue())
-    _atomic_write(
+    atomic_write_text(out / "sweep.csv", buf.getvalue())
+    atomic_write_text(
         out / "sweep.json",
         json.dumps(
             {"schema": "spikeforge-sweep", "schema_version": 1, "area_key": area_key, "points": rows},

@@ -16,8 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from spikeforge import SpikeforgeError, __version__
-from spikeforge.sim.layout import atomic_write_text
+from spikeforge import SpikeforgeError, __version__, atomic_write_text
 
 # The code each stage's result depends on: a changed trainer retrains, a changed report writer
 # only rewrites the report.

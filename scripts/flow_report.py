@@ -7,8 +7,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+from spikeforge import atomic_write_text
 from spikeforge.sim.anchors import TABLE_HEADER, anchor_rows_markdown, fmt
-from spikeforge.sim.layout import atomic_write_text
 
 
 def area_line(est: dict) -> tuple[str, dict]:

@@ -18,9 +18,9 @@ import sys
 import time
 from pathlib import Path
 
+from spikeforge import atomic_write_text
 from spikeforge.scripts.flow import call_command
 from spikeforge.sim.anchors import ANCHORS, TABLE_HEADER, anchor_rows_markdown
-from spikeforge.sim.layout import atomic_write_text
 
 MODELS = (
     ("MLP 784-256-10", ["--arch", "mlp", "--hidden", "256", "--epochs", "30"]),
@@ -123,8 +123,9 @@ def plot(rows: list[dict], path: Path) -> None:
                         xytext=(4, 4), textcoords="offset points")
     for r in rows:
         ax.scatter(r["latency_us"], r["lut"], marker="o", color="C0")
-        ax.annotate(r["name"].replace("spikeforge ", ""), (r["latency_us"], r["lut"]), fontsize=8,
-                    xytext=(4, -10), textcoords="offset points", color="C0")
+        ax.annotate(r["name"].replace("spikeforge ", "spikeforge ").split(",")[0], (r["latency_us"], r["lut"]),
+                    fontsize=8, xytext=(0, -12), textcoords="offset points", color="C0", ha="center")
+    ax.margins(x=0.25, y=0.15)
     ax.set_xscale("log")
     ax.set_yscale("log")
     ax.set_xlabel("latency per image (µs)")

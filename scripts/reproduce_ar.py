@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from spikeforge import SpikeforgeError
+from spikeforge import SpikeforgeError, atomic_write_text
 from spikeforge.model import convert as C
 from spikeforge.model.ar_metrics import relative_change
 from spikeforge.model.data import load_dataset
@@ -163,9 +163,9 @@ def write_outputs(out: Path, result: dict[str, Any]) -> None:
     acc = result["acceptance"]
     L += ["", "## Acceptance (issue 7)", "", f"L1 at the selected lambda: {acc['text']}", ""]
     md = "\n".join(L)
-    C._atomic_write(out / f"{stem}.md", lambda f: f.write(md.encode()))
+    atomic_write_text(out / f"{stem}.md", md)
     js = json.dumps(result, indent=1, sort_keys=False) + "\n"
-    C._atomic_write(out / f"{stem}.json", lambda f: f.write(js.encode()))
+    atomic_write_text(out / f"{stem}.json", js)
 
 
 def main(argv: list[str] | None = None) -> int:

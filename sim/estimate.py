@@ -19,12 +19,12 @@ from __future__ import annotations
 import json
 import math
 import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from spikeforge import atomic_write_text
 from spikeforge.hw.config import ConfigError, CoreConfig
 from spikeforge.sim.energy import EnergyModel, dnn_energy, snn_energy
 from spikeforge.sim.layout import config_for_network  # noqa: F401  (re-exported: the one config rule)
@@ -193,7 +193,10 @@ def measured_fmax(cfg: CoreConfig) -> tuple[float, str] | None:
     same = [r for r in rows if (r["rows"], r["cols"]) == (cfg.rows, cfg.cols)]
     if same:
         r = same[0]
-        return float(r["fmax_mhz"]), f"routed nextpnr-ecp5, measured for {r['rows']}x{r['cols']} ({r['device']})"
+        depth = r.get("weight_depth")
+        note = "" if depth in (None, cfg.weight_depth) else (
+            f", with {depth}-word PE memories (this config: {cfg.weight_depth})")
+        return float(r["fmax_mhz"]), f"routed nextpnr-ecp5, measured for {r['rows']}x{r['cols']} ({r['device']}{note})"
     if not rows:
         return None
     r = min(rows, key=lambda m: m["fmax_mhz"])
@@ -268,19 +271,6 @@ def estimate(
 
 
 # --- report files --------------------------------------------------------------------------------
-
-
-def _atomic_write(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as handle:
-            handle.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
 
 
 def area_summary(area: dict[str, Any]) -> dict[str, Any]:
@@ -405,8 +395,8 @@ def write_reports(
 ) -> tuple[Path, Path]:
     out = Path(out_dir)
     jpath, mpath = out / f"{stem}.json", out / f"{stem}.md"
-    _atomic_write(jpath, json.dumps(rep, indent=2, default=_json_default) + "\n")
-    _atomic_write(mpath, markdown_report(rep))
+    atomic_write_text(jpath, json.dumps(rep, indent=2, default=_json_default) + "\n")
+    atomic_write_text(mpath, markdown_report(rep))
     return jpath, mpath
 
 

@@ -12,12 +12,12 @@ estimators' memory sizes.
 from __future__ import annotations
 
 import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from spikeforge import atomic_write_text
 from spikeforge.hw.config import ConfigError, CoreConfig
 from spikeforge.sim.network import IntegerNetwork, signed_bits_for_range
 
@@ -114,19 +114,6 @@ def to_hex_lines(values: np.ndarray, bits: int) -> list[str]:
     digits = -(-bits // 4)
     mask = (1 << bits) - 1
     return [format(int(v) & mask, f"0{digits}x") for v in values]
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as handle:
-            handle.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
 
 
 def write_memory_files(net: IntegerNetwork, cfg: CoreConfig, out_dir: str | os.PathLike) -> list[Path]:
