@@ -12,8 +12,6 @@ import argparse
 
 HELP = "run the whole flow (train, quantize, generate, verify, estimate, report) on the default"
 
-STAGES = ("train", "quantize", "generate", "verify", "estimate", "report")
-
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--dataset", default="digits", help="dataset (default digits, embedded)")
