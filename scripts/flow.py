@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from spikeforge import SpikeforgeError, __version__, atomic_write_text
+from spikeforge.sim.estimate import json_default
 
 # The code each stage's result depends on: a changed trainer retrains, a changed report writer
 # only rewrites the report.
@@ -74,6 +75,7 @@ class Flow:
         self.code = {stage: code_digest(self.root, parts) for stage, parts in STAGE_CODE.items()}
         self.timings: dict[str, float] = {}
         self.cached: list[str] = []
+        self._model = None
 
     # --- stage machinery --------------------------------------------------------------------
     def stage(self, name: str, key: str, body: Callable[[Path], dict]) -> dict:
@@ -98,7 +100,7 @@ class Flow:
             result = body(tmp)
             seconds = time.perf_counter() - start
             (tmp / "stage.json").write_text(json.dumps({"key": key, "seconds": seconds, "result": result},
-                                                       indent=2, default=_json_default) + "\n")
+                                                       indent=2, default=json_default) + "\n")
             old = self.out / f".{name}.old"
             shutil.rmtree(old, ignore_errors=True)
             if final.exists():
@@ -110,7 +112,7 @@ class Flow:
             raise
         self.timings[name] = seconds
         print(f"[{index}/{len(self.stages)}] {name}: done in {seconds:.1f} s", flush=True)
-        return json.loads(json.dumps(result, default=_json_default))
+        return json.loads(json.dumps(result, default=json_default))
 
     @property
     def stages(self) -> tuple[str, ...]:
@@ -194,6 +196,12 @@ class Flow:
         return result
 
     def load_model(self):
+        """The quantized model and its core config, loaded and validated once per run."""
+        if self._model is None:
+            self._model = self._load_model()
+        return self._model
+
+    def _load_model(self):
         from spikeforge.quant.artifact import load_artifact
         from spikeforge.sim.layout import config_for_network
 
@@ -240,7 +248,7 @@ class Flow:
             data = report.to_dict()
             data["image_indices"] = pick.tolist()
             data["labels"] = ds.y_test[pick].tolist()
-            atomic_write_text(tmp / "verify.json", json.dumps(data, indent=2, default=_json_default) + "\n")
+            atomic_write_text(tmp / "verify.json", json.dumps(data, indent=2, default=json_default) + "\n")
             if not report.ok:
                 # Keep the evidence, then fail loudly: a mismatch is a bug, never a cached result.
                 raise FlowError(f"RTL verification failed: {report.mismatch.message() if report.mismatch else data}")
@@ -324,13 +332,3 @@ targets:
     path = rtl / f"{top}.core"
     atomic_write_text(path, text)
     return path
-
-
-def _json_default(obj: Any) -> Any:
-    if isinstance(obj, np.integer | np.floating):
-        return obj.item()
-    if isinstance(obj, np.ndarray):
-        return obj.tolist()
-    if isinstance(obj, Path):
-        return str(obj)
-    raise TypeError(f"{type(obj).__name__} is not JSON serialisable")

@@ -395,14 +395,17 @@ def write_reports(
 ) -> tuple[Path, Path]:
     out = Path(out_dir)
     jpath, mpath = out / f"{stem}.json", out / f"{stem}.md"
-    atomic_write_text(jpath, json.dumps(rep, indent=2, default=_json_default) + "\n")
+    atomic_write_text(jpath, json.dumps(rep, indent=2, default=json_default) + "\n")
     atomic_write_text(mpath, markdown_report(rep))
     return jpath, mpath
 
 
-def _json_default(obj: Any) -> Any:
+def json_default(obj: Any) -> Any:
+    """json.dumps `default=` for the numpy scalars/arrays and paths that reports carry."""
     if isinstance(obj, np.integer | np.floating):
         return obj.item()
     if isinstance(obj, np.ndarray):
         return obj.tolist()
+    if isinstance(obj, os.PathLike):
+        return os.fspath(obj)
     raise TypeError(f"{type(obj).__name__} is not JSON serialisable")
