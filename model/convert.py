@@ -11,7 +11,6 @@ Choices and sources: docs/BNTT_AND_CONVERSION.md.
 from __future__ import annotations
 
 import copy
-import io
 import json
 import os
 import sys
@@ -25,8 +24,8 @@ import torch.nn.functional as F
 from rich.progress import Progress
 from torch import nn
 
-from spikeforge import SpikeforgeError, atomic_write_bytes, atomic_write_text
-from spikeforge.model import ar_metrics
+from spikeforge import SpikeforgeError, atomic_write_text
+from spikeforge.model import ar_metrics, checkpoint
 from spikeforge.model.regularizers import REGULARIZERS, activity_penalty, get_regularizer
 
 ARCHS = ("mlp", "lenet")
@@ -311,9 +310,7 @@ def save_checkpoint(out: str | os.PathLike, ckpt: dict[str, Any]) -> Path:
     `out` is the directory, or a path ending in .pt (metrics.json then goes beside it)."""
     out = Path(out)
     pt = out if out.suffix == ".pt" else out / "checkpoint.pt"
-    buf = io.BytesIO()
-    torch.save(ckpt, buf)
-    atomic_write_bytes(pt, buf.getvalue())
+    checkpoint.save_checkpoint(ckpt, pt)
     text = json.dumps(ckpt["metrics"], indent=2, sort_keys=True) + "\n"
     atomic_write_text(pt.parent / "metrics.json", text)
     return pt

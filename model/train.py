@@ -20,6 +20,7 @@ import torch
 import torch.nn.functional as F
 
 from spikeforge import SpikeforgeError, atomic_write_bytes
+from spikeforge.model.checkpoint import save_checkpoint
 from spikeforge.model.data import load_dataset
 from spikeforge.model.metrics import accuracy, evaluate
 from spikeforge.model.nets import SNN, build
@@ -59,14 +60,6 @@ class Result:
     metrics: dict
     checkpoint: dict
     out: Path | None
-
-
-def save_checkpoint(ckpt: dict, path: Path) -> None:
-    import io
-
-    buf = io.BytesIO()
-    torch.save(ckpt, buf)
-    atomic_write_bytes(path, buf.getvalue())
 
 
 def _progress(total: int, desc: str):

@@ -96,29 +96,10 @@ def quantize_blocks(
 
 
 def load_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
-    """torch.load a training checkpoint and check the keys quant/ relies on."""
-    import torch
+    """Load a training checkpoint safely (spikeforge.model.checkpoint: no code runs) and check it."""
+    from spikeforge.model.checkpoint import load_checkpoint as load
 
-    try:
-        ckpt = torch.load(os.fspath(path), map_location="cpu", weights_only=False)
-    except FileNotFoundError:
-        raise QuantError(
-            f"CHECKPOINT {path} does not exist; pass the checkpoint.pt written by `train`"
-        ) from None
-    except Exception as exc:  # torch raises many types for a corrupt file
-        raise QuantError(
-            f"CHECKPOINT {path} cannot be read ({type(exc).__name__}); "
-            "pass a checkpoint.pt written by `spikeforge train`"
-        ) from None
-    if not isinstance(ckpt, dict) or ckpt.get("format") != "spikeforge-checkpoint":
-        raise QuantError(
-            f"CHECKPOINT {path} is not a spikeforge checkpoint (format key); "
-            "pass the checkpoint.pt written by `spikeforge train`"
-        )
-    for key in ("method", "arch", "dataset", "state_dict"):
-        if key not in ckpt:
-            raise QuantError(f"checkpoint field {key!r} is missing; re-run `spikeforge train`")
-    return ckpt
+    return load(path)
 
 
 def check_method(method: Any) -> None:

@@ -137,8 +137,7 @@ def run(args: argparse.Namespace) -> int:
     if args.compare_with:
         from pathlib import Path
 
-        import torch
-
+        from spikeforge.model.checkpoint import load_checkpoint
         from spikeforge.model.data import load_dataset
         from spikeforge.model.nets import build_from_checkpoint
         from spikeforge.model.plots import plot_membrane_histogram
@@ -148,7 +147,7 @@ def run(args: argparse.Namespace) -> int:
             raise SpikeforgeError(
                 f"--compare-with: {path} not found; pass a folder written by spikeforge train"
             )
-        other = build_from_checkpoint(torch.load(path, weights_only=False))
+        other = build_from_checkpoint(load_checkpoint(path))
         ds = load_dataset(args.dataset, args.data_dir, args.split_seed)
         plot_membrane_histogram(
             {other.method: other, args.method: result.model},

@@ -5,6 +5,7 @@ import torch
 
 from spikeforge import SpikeforgeError
 from spikeforge.model import bntt as B
+from spikeforge.model.checkpoint import load_checkpoint
 
 
 def _net(T=4, arch=None):
@@ -98,7 +99,7 @@ def test_train_is_deterministic_and_checkpoint_roundtrip(tmp_path):
             "state_dict": nets[0].state_dict(), "timesteps": 2, "leak": 0.95, "input_gain": 2.0,
             "metrics": {}}
     path = save_checkpoint(tmp_path / "ckpt.pt", ckpt)
-    again = B.build_from_checkpoint(torch.load(path, weights_only=False))
+    again = B.build_from_checkpoint(load_checkpoint(path))
     g = lambda: torch.Generator().manual_seed(0)  # noqa: E731
     torch.testing.assert_close(again(x, generator=g()), nets[0](x, generator=g()))
 

@@ -9,6 +9,7 @@ from torch import nn
 from spikeforge import SpikeforgeError
 from spikeforge.model import ar_metrics as M
 from spikeforge.model import convert as C
+from spikeforge.model.checkpoint import load_checkpoint
 
 
 def test_eflops_linear_by_hand():
@@ -115,6 +116,6 @@ def test_checkpoint_roundtrip(tmp_path):
             "state_dict": net.state_dict(), "metrics": {"test_accuracy": 0.5}}
     path = C.save_checkpoint(tmp_path, ckpt)
     assert json.loads((tmp_path / "metrics.json").read_text()) == {"test_accuracy": 0.5}
-    again = C.build_from_checkpoint(torch.load(path, weights_only=False))
+    again = C.build_from_checkpoint(load_checkpoint(path))
     x = torch.rand(3, 1, 2, 2)
     torch.testing.assert_close(again(x), net(x))

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import torch
 
+from spikeforge.model.checkpoint import load_checkpoint
 from spikeforge.scripts.cli import main
 
 
@@ -44,7 +45,7 @@ def test_quantize_cli_end_to_end(checkpoint: Path, tmp_path: Path, capsys: pytes
     assert manifest["provenance"]["checkpoint_sha256"] and manifest["core"]["rows"] == 2
     ds = load_dataset("digits")
     pred, _ = net.forward(ds.x_test)
-    model = build_from_checkpoint(torch.load(checkpoint, weights_only=False))
+    model = build_from_checkpoint(load_checkpoint(checkpoint))
     with torch.no_grad():
         fpred = model(torch.as_tensor(ds.x_test)).argmax(1).numpy()
     agreement = float(np.mean(pred == fpred))
@@ -95,7 +96,7 @@ def test_cli_rejects_bad_input(checkpoint: Path, tmp_path: Path, capsys: pytest.
     _one_line_error(
         capsys, main(["quantize", str(tmp_path / "none.pt"), "--out", str(tmp_path / "o")]), "does not exist"
     )
-    ckpt = torch.load(checkpoint, weights_only=False)
+    ckpt = load_checkpoint(checkpoint)
     for method, needle in (("relu", "relu nets need conversion"), ("convert", "multi-step")):
         path = tmp_path / f"{method}.pt"
         torch.save({**ckpt, "method": method}, path)

@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from spikeforge import SpikeforgeError
+from spikeforge.model.checkpoint import load_checkpoint
 from spikeforge.model.metrics import evaluate
 from spikeforge.model.nets import build_from_checkpoint
 from spikeforge.model.train import TrainConfig, TrainError, train
@@ -32,7 +33,7 @@ def test_same_seed_same_bits_different_seed_differs() -> None:
 
 def test_checkpoint_contract(tmp_path) -> None:
     res = train(TrainConfig(method="hoyer", out=str(tmp_path), **{**TINY, "plots": True}))
-    ckpt = torch.load(tmp_path / "checkpoint.pt", weights_only=False)
+    ckpt = load_checkpoint(tmp_path / "checkpoint.pt")
     assert ckpt["format"] == "spikeforge-checkpoint" and ckpt["version"] == 1
     assert ckpt["method"] == "hoyer" and ckpt["arch"]["name"] == "mlp" and ckpt["arch"]["hidden"] == [128]
     assert ckpt["dataset"] == {"name": "digits", "input_shape": [1, 8, 8], "num_classes": 10, "split_seed": 0}
@@ -98,7 +99,7 @@ def test_cli_train(tmp_path, capsys) -> None:
     assert cmd_train.run(args) == 0
     out = capsys.readouterr().out
     assert "test accuracy" in out and "spike rate" in out
-    ckpt = torch.load(tmp_path / "checkpoint.pt", weights_only=False)
+    ckpt = load_checkpoint(tmp_path / "checkpoint.pt")
     assert ckpt["arch"]["hidden"] == [32] and ckpt["epochs"] == 1 and ckpt["lambda"] == 1e-4
     with pytest.raises(SpikeforgeError, match="--hidden"):
         cmd_train.run(_args(tmp_path, hidden="a,b"))
