@@ -34,3 +34,19 @@ def atomic_write_bytes(path: str | _os.PathLike, data: bytes) -> None:
 def atomic_write_text(path: str | _os.PathLike, text: str) -> None:
     """atomic_write_bytes for UTF-8 text."""
     atomic_write_bytes(path, text.encode("utf-8"))
+
+
+# The library API (spikeforge/api.py), imported on first use so `import spikeforge` stays light.
+_API = ("train", "quantize", "generate", "verify", "estimate", "flow")
+
+
+def __getattr__(name: str):
+    if name in _API:
+        from spikeforge import api
+
+        return getattr(api, name)
+    raise AttributeError(f"module 'spikeforge' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(list(globals()) + list(_API))

@@ -55,9 +55,28 @@ def port_list(cfg: CoreConfig) -> list[dict]:
     return ports
 
 
+def resolve_config(rows: int, cols: int, network=None, **given: int | None) -> CoreConfig:
+    """The CoreConfig `generate` builds: with a network, the smallest config that runs it
+    (hw.layout.config_for_network) with `given` widths and depths on top; without, CoreConfig's
+    defaults with `given` on top. `given`: weight_bits, acc_bits, skip_window, weight_depth,
+    threshold_depth, max_inputs (None = not given)."""
+    given = {k: v for k, v in given.items() if v is not None}
+    if network is not None:
+        from spikeforge.hw.layout import config_for_network
+
+        cfg = config_for_network(network, rows, cols, weight_bits=given.get("weight_bits"),
+                                 acc_bits=given.get("acc_bits"), skip_window=given.get("skip_window", 32))
+        return cfg.replace(**{k: v for k, v in given.items() if k not in ("weight_bits", "acc_bits", "skip_window")})
+    if "acc_bits" in given:
+        given.setdefault("threshold_bits", given["acc_bits"])
+    return CoreConfig(rows=rows, cols=cols, **given)
+
+
 def generate(cfg: CoreConfig, out_dir: str | os.PathLike, network=None) -> dict:
-    """Write the design for cfg (and a model) atomically into out_dir; return the manifest."""
-    from spikeforge.sim.layout import memory_images, plan_layout, write_memory_files
+    """Write the design for cfg (and a model) atomically into out_dir: the Verilog, core.json,
+    the memory init files and the FuseSoC `.core`; return the manifest (core.json's content)."""
+    from spikeforge.hw.fusesoc import write_fusesoc_core
+    from spikeforge.hw.layout import memory_images, plan_layout, write_memory_files
 
     out = Path(out_dir)
     weights = thresholds = None
@@ -90,6 +109,7 @@ def generate(cfg: CoreConfig, out_dir: str | os.PathLike, network=None) -> dict:
         if network is not None:
             write_memory_files(network, cfg, staging / "mem")
         (staging / "core.json").write_text(json.dumps(manifest, indent=2) + "\n")
+        write_fusesoc_core(staging, manifest)
         if out.exists():
             backup = out.with_name(f".{out.name}.old")
             shutil.rmtree(backup, ignore_errors=True)
@@ -106,7 +126,7 @@ def generate(cfg: CoreConfig, out_dir: str | os.PathLike, network=None) -> dict:
 
 def lint(verilog_path: str | os.PathLike, top: str) -> subprocess.CompletedProcess:
     """`verilator --lint-only -Wall` with the documented waivers; raises GenerateError on failure."""
-    from spikeforge.scripts.toolchain import configure_environment, require
+    from spikeforge.toolchain import configure_environment, require
 
     require("verilator")
     env = configure_environment()

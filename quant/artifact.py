@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from spikeforge import SpikeforgeError, __version__
-from spikeforge.sim.network import Conv, Dense, IntegerNetwork, Pool
+from spikeforge.integer_network import Conv, Dense, IntegerNetwork, Pool
 
 SCHEMA = "spikeforge-artifact"
 SCHEMA_VERSION = 1
@@ -161,7 +161,7 @@ def write_artifact(
         with open(tmp / WEIGHTS, "wb") as handle:
             np.savez(handle, **arrays)
         if core is not None:
-            from spikeforge.sim.layout import write_memory_files
+            from spikeforge.hw.layout import write_memory_files
 
             written = write_memory_files(net, core, tmp / MEMORY_DIR)
             manifest["core"] = core.to_dict()

@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 
 from spikeforge import SpikeforgeError
-from spikeforge.sim.network import Conv, Dense, Pool
+from spikeforge.integer_network import Conv, Dense, Pool
 
 
 class QuantError(SpikeforgeError):

@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 
 from spikeforge import SpikeforgeError
-from spikeforge.sim.network import Conv, Dense, IntegerNetwork, Pool
+from spikeforge.integer_network import Conv, Dense, IntegerNetwork, Pool
 
 
 class NIRError(SpikeforgeError):

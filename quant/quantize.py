@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from spikeforge.integer_network import IntegerNetwork
 from spikeforge.quant.fold import (
     SUPPORTED_METHODS,
     FloatBlock,
@@ -24,7 +25,6 @@ from spikeforge.quant.fold import (
     fold_bn,
     fold_readout,
 )
-from spikeforge.sim.network import IntegerNetwork
 
 ALLOWED_WEIGHT_BITS = (2, 3, 4, 5, 6, 7, 8, 16)
 

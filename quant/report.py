@@ -1,6 +1,6 @@
 """Float vs integer comparison of a quantized model: accuracy, agreement, spike rates per block.
 
-The integer side is `IntegerNetwork.forward` (sim/network.py), the golden model the RTL is
+The integer side is `IntegerNetwork.forward` (integer_network.py), the golden model the RTL is
 checked against, so these numbers are what the hardware will produce.
 """
 

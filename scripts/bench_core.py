@@ -17,8 +17,9 @@ import time
 import numpy as np
 
 from spikeforge.hw.config import CoreConfig
-from spikeforge.sim.cycle import Command, encode_input, run_tile, tile_cycles, tile_timing
-from spikeforge.sim.network import Dense, IntegerNetwork
+from spikeforge.integer_network import Dense, IntegerNetwork
+from spikeforge.sim.cycle import Command, encode_input, run_tile
+from spikeforge.sim.schedule import scan_slots, tile_cycles, tile_timing
 
 DENSITIES = (0.01, 0.05, 0.1, 0.25, 0.5, 1.0)
 
@@ -34,13 +35,13 @@ def density_sweep(cfg: CoreConfig, fan_in: int, vectors: int, seed: int, rtl_che
         for _ in range(vectors):
             spikes = (rng.random(fan_in) < density).astype(np.int64)
             n_words, beats = encode_input(spikes, 1, cfg.skip_window)
-            _, beat_cycles, _ = tile_timing(cfg, beats, 1, 0)
+            beat_cycles, _ = tile_timing(cfg, scan_slots(beats, 1), 0)
             actual.append(beat_cycles[-1] + 1)
             ideal.append(int(spikes.sum()))
             samples.append((Command(n_words, 1, 0, 0), beats))
         checked = 0
         if rtl_check:
-            from spikeforge.sim.rtl_amaranth import simulate_commands
+            from spikeforge.sim.rtl.amaranth_sim import simulate_commands
 
             subset = samples[:rtl_check]
             rtl = simulate_commands(cfg, weights, thresholds, subset)

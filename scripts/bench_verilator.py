@@ -27,15 +27,15 @@ import numpy as np
 
 def bench_array(rows: int, cols: int, runs: int, vectors: int, seed: int) -> dict:
     from spikeforge.hw.config import CoreConfig
-    from spikeforge.sim import rtl_cocotb
+    from spikeforge.sim import rtl
 
     cfg = CoreConfig(rows=rows, cols=cols)
-    b = rtl_cocotb.build(cfg, "verilator")
-    case = rtl_cocotb.random_case(cfg, np.random.default_rng(seed), vectors)
+    b = rtl.build(cfg, "verilator")
+    case = rtl.random_case(cfg, np.random.default_rng(seed), vectors)
     rates, walls, cycles = [], [], 0
     for _ in range(runs):
         start = time.perf_counter()
-        report = rtl_cocotb.check_tiles(cfg, [case], "verilator", seed=seed, waves_on_failure=False)
+        report = rtl.check_tiles(cfg, [case], "verilator", seed=seed, waves_on_failure=False)
         walls.append(time.perf_counter() - start)
         if not report.ok:
             raise SystemExit(f"benchmark vectors failed: {report.mismatch.message()}")
@@ -51,16 +51,16 @@ def bench_array(rows: int, cols: int, runs: int, vectors: int, seed: int) -> dic
 def bench_network(model: str, rows: int, cols: int, images: int) -> dict:
     from spikeforge.model.data import load_dataset
     from spikeforge.quant.artifact import load_artifact
-    from spikeforge.scripts.cmd_quantize import core_for
-    from spikeforge.sim import rtl_cocotb
+    from spikeforge.quant.pipeline import core_for
+    from spikeforge.sim import rtl
 
     net, manifest = load_artifact(model)
     cfg = core_for(net, rows, cols, int(manifest["weight_bits"]))
     ds = load_dataset(manifest["dataset"]["name"])
     x = np.asarray(ds.x_test[:images], dtype=np.float64)
-    b = rtl_cocotb.build(cfg, "verilator")
+    b = rtl.build(cfg, "verilator")
     start = time.perf_counter()
-    report = rtl_cocotb.check_network(cfg, net, x, "verilator", seed=0, waves_on_failure=False)
+    report = rtl.check_network(cfg, net, x, "verilator", seed=0, waves_on_failure=False)
     wall = time.perf_counter() - start
     return {"shape": f"{rows}x{cols}", "images": report.images, "ok": report.ok, "build_s": round(b.seconds, 2),
             "wall_s": round(wall, 2), "sim_cycles": report.sim_cycles,
@@ -77,7 +77,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", default=None, help="write the figures as JSON to this file")
     args = parser.parse_args(argv)
 
-    from spikeforge.scripts.toolchain import configure_environment, require
+    from spikeforge.toolchain import configure_environment, require
 
     configure_environment()
     require("verilator")

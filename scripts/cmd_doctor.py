@@ -17,8 +17,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def report(deep: bool = False) -> dict[str, object]:
     """The doctor's findings as a JSON-able dict: ok, tools, environment."""
-    from spikeforge import __version__
-    from spikeforge.scripts import toolchain
+    from spikeforge import __version__, toolchain
 
     # Report the environment commands actually run with, not the caller's shell.
     env = toolchain.configure_environment()

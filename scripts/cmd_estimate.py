@@ -39,40 +39,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def load_model_and_data(path: str, data_dir: str | None = None, images: int | None = None):
-    """(IntegerNetwork, manifest, x_test, y_test) of an artifact, on its manifest's dataset."""
-    from spikeforge.model.data import load_dataset
-    from spikeforge.quant.artifact import load_artifact
-
-    net, manifest = load_artifact(path)
-    name = manifest.get("dataset", {}).get("name")
-    ds = load_dataset(name, data_dir)
-    x, y = ds.x_test, ds.y_test
-    if images is not None:
-        x, y = x[:images], y[:images]
-    return net, manifest, x, y
-
-
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from spikeforge.hw.config import ConfigError
-    from spikeforge.sim.estimate import area_summary, config_for_network, estimate, write_reports
+    from spikeforge.api import estimate
+    from spikeforge.sim.estimate import area_summary
 
-    if args.images is not None and args.images < 1:
-        raise ConfigError(f"--images {args.images} must be >= 1")
-    net, manifest, x, y = load_model_and_data(args.model, args.data_dir, args.images)
-    cfg = config_for_network(net, args.rows, args.cols, args.weight_bits, args.skip_window)
-    rep = estimate(net, cfg, x, labels=y, target=args.target, fast=args.fast, fmax_mhz=args.fmax)
-    rep["model"] = {
-        "path": str(Path(args.model).resolve()),
-        "dataset": manifest.get("dataset", {}).get("name"),
-    }
     out = Path(args.out) if args.out else Path(args.model) / "estimate"
-    jpath, mpath = write_reports(rep, out)
+    rep = estimate(args.model, rows=args.rows, cols=args.cols, weight_bits=args.weight_bits,
+                   skip_window=args.skip_window, target=args.target, fast=args.fast, fmax=args.fmax,
+                   images=args.images, data_dir=args.data_dir, out=out)
     lat, en, area = rep["latency"], rep["energy"], area_summary(rep["area"])
+    cfg = rep["config"]
     print(
-        f"{cfg.rows}x{cfg.cols} core, {lat['images']} images: {lat['cycles']['mean']:.0f} cycles mean "
+        f"{cfg['rows']}x{cfg['cols']} core, {lat['images']} images: {lat['cycles']['mean']:.0f} cycles mean "
         f"({lat['cycles']['p99']:.0f} p99), {lat['latency_us']['mean']:.2f} us at {lat['fmax_mhz']:.1f} MHz, "
         f"{lat['speedup_vs_dense']:.2f}x faster than dense"
     )
@@ -83,5 +63,5 @@ def run(args: argparse.Namespace) -> int:
         f"({en['snn']['pj_per_synop']:.3f} pJ/SynOp), "
         f"int8 DNN {en['dnn_int8']['total_pj'] / 1000:.3f} nJ"
     )
-    print(f"wrote {jpath} and {mpath}")
+    print(f"wrote {out / 'estimate.json'} and {out / 'estimate.md'}")
     return 0

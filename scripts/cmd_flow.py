@@ -36,6 +36,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from spikeforge.scripts.flow import Flow
+    import dataclasses
 
-    return Flow(args).run()
+    from spikeforge.api import flow
+    from spikeforge.flow_stages import FlowOptions
+
+    names = {f.name for f in dataclasses.fields(FlowOptions)}
+    report = flow(**{k: v for k, v in vars(args).items() if k in names})
+    return 0 if report["ok"] else 1

@@ -28,33 +28,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from spikeforge.hw.config import CoreConfig
-    from spikeforge.hw.generate import generate, lint
+    from spikeforge.api import generate
 
-    given = {
-        "weight_bits": args.weight_bits, "acc_bits": args.acc_bits, "skip_window": args.skip_window,
-        "weight_depth": args.weight_depth, "threshold_depth": args.threshold_depth, "max_inputs": args.max_inputs,
-    }
-    given = {k: v for k, v in given.items() if v is not None}
-    network = None
-    if args.model:
-        from spikeforge.quant.artifact import load_artifact
-        from spikeforge.sim.layout import config_for_network
-
-        network, _ = load_artifact(args.model)
-        cfg = config_for_network(network, args.rows, args.cols, weight_bits=given.get("weight_bits"),
-                                 acc_bits=given.get("acc_bits"), skip_window=given.get("skip_window", 32))
-        cfg = cfg.replace(**{k: v for k, v in given.items() if k not in ("weight_bits", "acc_bits", "skip_window")})
-    else:
-        if "acc_bits" in given:
-            given.setdefault("threshold_bits", given["acc_bits"])
-        cfg = CoreConfig(rows=args.rows, cols=args.cols, **given)
-    manifest = generate(cfg, args.out, network)
-    verilog = f"{args.out}/{manifest['verilog']}"
-    lint_note = "lint skipped"
-    if not args.no_lint:
-        lint(verilog, manifest["top"])
-        lint_note = "verilator --lint-only -Wall: clean (waivers: hw/lint_waivers.vlt)"
-    print(f"wrote {verilog} (top {manifest['top']}, {cfg.rows}x{cfg.cols} PEs, "
+    result = generate(
+        args.out, rows=args.rows, cols=args.cols, model=args.model, weight_bits=args.weight_bits,
+        acc_bits=args.acc_bits, skip_window=args.skip_window, weight_depth=args.weight_depth,
+        threshold_depth=args.threshold_depth, max_inputs=args.max_inputs, lint=not args.no_lint,
+    )
+    cfg = result.config
+    lint_note = "lint skipped" if result.lint is None else f"verilator --lint-only -Wall: {result.lint}"
+    print(f"wrote {result.verilog} (top {result.top}, {cfg.rows}x{cfg.cols} PEs, "
           f"{cfg.weight_bits}-bit weights, {cfg.acc_bits}-bit accumulators); {lint_note}")
     return 0

@@ -89,7 +89,7 @@ _CACHE: dict[tuple, Any] = {}
 def _load(path: str, data_dir: str | None, images: int | None):
     key = (path, data_dir, images)
     if key not in _CACHE:
-        from spikeforge.scripts.cmd_estimate import load_model_and_data
+        from spikeforge.sim.estimate import load_model_and_data
 
         _CACHE[key] = load_model_and_data(path, data_dir, images)
     return _CACHE[key]
@@ -98,7 +98,8 @@ def _load(path: str, data_dir: str | None, images: int | None):
 def evaluate_point(point: dict[str, Any]) -> dict[str, Any]:
     """One sweep point (runs in a worker process): a CSV row; infeasible configs get a reason."""
     from spikeforge import SpikeforgeError
-    from spikeforge.sim.estimate import area_summary, config_for_network, estimate
+    from spikeforge.hw.layout import config_for_network
+    from spikeforge.sim.estimate import area_summary, estimate
 
     net, _, x, y = _load(point["model"], point["data_dir"], point["images"])
     row: dict[str, Any] = {

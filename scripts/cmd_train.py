@@ -7,10 +7,6 @@ import argparse
 HELP = "train an SNN (hoyer | heaviside | relu | bntt | convert) and write OUT/checkpoint.pt + metrics.json"
 
 METHODS = ("hoyer", "heaviside", "relu", "bntt", "convert")
-# Defaults of the one-time-step methods trained in spikeforge.model.train; tuned on digits
-# (docs/TRAINING.md). bntt/convert modules may publish their own as CLI_DEFAULTS.
-DEFAULTS = {"epochs": 40, "lr": None, "batch_size": 64, "lam": None}
-FALLBACK_LR = 1e-3  # for bntt/convert when neither the user nor the module sets one
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -32,7 +28,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--no-bn", action="store_true", help="leave out BatchNorm (it is folded into thresholds)"
     )
-    parser.add_argument("--epochs", type=int, default=None, help=f"default {DEFAULTS['epochs']}")
+    parser.add_argument("--epochs", type=int, default=None, help="default: the method's (40 for hoyer/heaviside/relu)")
     parser.add_argument(
         "--lambda",
         dest="lam",
@@ -44,7 +40,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--lr", type=float, default=None, help="Adam learning rate (default 3e-3 for mlp, 1e-3 for conv nets)"
     )
-    parser.add_argument("--batch-size", type=int, default=None, help=f"default {DEFAULTS['batch_size']}")
+    parser.add_argument("--batch-size", type=int, default=None, help="default 64")
     parser.add_argument("--seed", type=int, default=0, help="training seed (default 0)")
     parser.add_argument("--split-seed", type=int, default=0, help="train/test split seed of digits/mnist5k")
     parser.add_argument(
@@ -92,47 +88,17 @@ def _hidden(text: str | None) -> list[int] | None:
 
 
 def run(args: argparse.Namespace) -> int:
-    import importlib
-
     from spikeforge import SpikeforgeError
+    from spikeforge.api import train
 
-    if args.method in ("bntt", "convert"):
-        try:
-            mod = importlib.import_module(f"spikeforge.model.{args.method}")
-            entry = mod.train_from_args
-        except (ImportError, AttributeError) as e:
-            raise SpikeforgeError(
-                f"--method {args.method} is not available yet ({e}); use hoyer, heaviside or relu"
-            ) from e
-        for key, value in {**DEFAULTS, "lr": FALLBACK_LR, **getattr(mod, "CLI_DEFAULTS", {})}.items():
-            if getattr(args, key, None) is None:
-                setattr(args, key, value)
-        return int(entry(args) or 0)
-
-    from spikeforge.model.train import TrainConfig, train
-
-    arch: dict = {"name": args.arch}
-    hidden = _hidden(args.hidden)
-    if hidden is not None:
-        arch["hidden"] = hidden
-    if args.no_bn:
-        arch["bn"] = False
-    pick = {k: (getattr(args, k) if getattr(args, k) is not None else v) for k, v in DEFAULTS.items()}
-    cfg = TrainConfig(
-        method=args.method,
-        dataset=args.dataset,
-        arch=arch,
-        epochs=pick["epochs"],
-        lr=pick["lr"],
-        batch_size=pick["batch_size"],
-        lam=pick["lam"],
-        seed=args.seed,
-        split_seed=args.split_seed,
-        data_dir=args.data_dir,
-        out=args.out,
-        num_threads=args.threads,
+    result = train(
+        args.method, args.dataset, args.arch, out=args.out, hidden=_hidden(args.hidden), bn=not args.no_bn,
+        epochs=args.epochs, lr=args.lr, lam=args.lam, batch_size=args.batch_size, seed=args.seed,
+        split_seed=args.split_seed, threads=args.threads, data_dir=args.data_dir, timesteps=args.timesteps,
+        reg=args.reg, p=args.p,
     )
-    result = train(cfg)
+    if args.method in ("bntt", "convert"):
+        return 0  # their trainers print their own summary line
     m = result.metrics
     if args.compare_with:
         from pathlib import Path

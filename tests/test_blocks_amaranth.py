@@ -12,8 +12,8 @@ from spikeforge.hw.pe import ProcessingElement
 from spikeforge.hw.scanner import ZeroSkipScanner
 from spikeforge.hw.threshold import ThresholdUnit
 from spikeforge.hw.tokens import Op
+from spikeforge.integer_network import wrap_signed
 from spikeforge.sim.cycle import encode_input
-from spikeforge.sim.network import wrap_signed
 
 
 def run(dut, bench):

@@ -2,7 +2,7 @@
 small reference model written here from the block's docstring contract.
 
 Each block is converted on its own (`amaranth.back.verilog.convert(component, name="sf_<block>_block")`)
-and simulated by tests/cocotb/tb_blocks.py. Stimulus is constrained-random with a printed seed
+and simulated by sim/rtl/benches/tb_blocks.py. Stimulus is constrained-random with a printed seed
 (SPIKEFORGE_SEED reruns it) and always includes the corners: no spikes and all spikes, weights at
 both ends of their range, thresholds and accumulators at the register limits (and equal), and the
 longest fan-in of the config. On a mismatch the test reruns the vectors with waveforms on and
@@ -17,9 +17,9 @@ from core_stimulus import stimulus_seed
 
 from spikeforge.hw.config import CoreConfig
 from spikeforge.hw.tokens import token_layout
-from spikeforge.sim import rtl_cocotb
+from spikeforge.integer_network import wrap_signed
+from spikeforge.sim import rtl
 from spikeforge.sim.cycle import encode_input
-from spikeforge.sim.network import wrap_signed
 
 pytestmark = pytest.mark.cocotb
 
@@ -56,7 +56,7 @@ def fail_with_waves(message: str, rerun) -> None:
     """Fail with the message and the path of a waveform of the same vectors."""
     try:
         path = rerun()
-    except rtl_cocotb.RtlError as exc:
+    except rtl.RtlError as exc:
         path = f"(waveform rerun failed: {exc})"
     pytest.fail(f"{message}; waveform: {path}")
 
@@ -137,7 +137,7 @@ def check_pe(cfg: CoreConfig, sim: str, seed: int) -> None:
     vectors = [[pack_token(op, addr), drain, unsigned(acc_in, cfg.acc_bits), wr_en, wr_addr,
                 unsigned(wr_data, cfg.weight_bits)] for op, addr, drain, acc_in, wr_en, wr_addr, wr_data in stim]
     outputs = ["tok_out", "acc"]
-    got, _ = rtl_cocotb.run_vectors(cfg, "pe", inputs, outputs, vectors, sim)
+    got, _ = rtl.run_vectors(cfg, "pe", inputs, outputs, vectors, sim)
     model = PeModel(cfg)
     for t, row in enumerate(stim):
         want_tok = pack_token(*model.tok_out)
@@ -149,7 +149,7 @@ def check_pe(cfg: CoreConfig, sim: str, seed: int) -> None:
             fail_with_waves(
                 f"PE ({sim}) cycle {t}: acc expected {model.acc}, got {have_acc}; tok_out expected {want_tok}, "
                 f"got {have_tok} (input {row}); seed {seed}",
-                lambda: rtl_cocotb.run_vectors(cfg, "pe", inputs, outputs, vectors, sim, waves=True)[1])
+                lambda: rtl.run_vectors(cfg, "pe", inputs, outputs, vectors, sim, waves=True)[1])
         model.step(*row)
 
 
@@ -205,10 +205,10 @@ def check_scanner(cfg: CoreConfig, sim: str, seed: int, stalls: bool) -> None:
     rng = np.random.default_rng(seed)
     commands = scanner_commands(cfg, rng, 40)
     stall_seed = seed if stalls else None
-    got, _ = rtl_cocotb.run_scanner(cfg, commands, stall_seed, sim)
+    got, _ = rtl.run_scanner(cfg, commands, stall_seed, sim)
 
     def rerun():
-        return rtl_cocotb.run_scanner(cfg, commands, stall_seed, sim, waves=True)[1]
+        return rtl.run_scanner(cfg, commands, stall_seed, sim, waves=True)[1]
 
     for n, ((n_words, planes, beats, _), log) in enumerate(zip(commands, got, strict=True)):
         want_ops, want_done = scanner_reference(cfg, n_words, planes, beats)
@@ -301,7 +301,7 @@ def check_threshold(cfg: CoreConfig, sim: str, seed: int) -> None:
                 sum(unsigned(a, ab) << (c * ab) for c, a in enumerate(acc))]
                for addr, en, wr_en, wr_col, wr_addr, wr_data, acc in rows]
     outputs = ["value", "spike"]
-    got, _ = rtl_cocotb.run_vectors(cfg, "threshold", inputs, outputs, vectors, sim)
+    got, _ = rtl.run_vectors(cfg, "threshold", inputs, outputs, vectors, sim)
     checked = 0
     for t, want in enumerate(expected):
         if want is None:
@@ -309,7 +309,7 @@ def check_threshold(cfg: CoreConfig, sim: str, seed: int) -> None:
         vb = ab + 1
         if got[t][0] is None or got[t][1] is None:
             fail_with_waves(f"threshold unit ({sim}) cycle {t}: value/spike are X, expected {want}; seed {seed}",
-                            lambda: rtl_cocotb.run_vectors(cfg, "threshold", inputs, outputs, vectors, sim,
+                            lambda: rtl.run_vectors(cfg, "threshold", inputs, outputs, vectors, sim,
                                                            waves=True)[1])
         values = [to_signed(int(got[t][0]) >> (c * vb), vb) for c in range(cols)]
         spikes = [int(got[t][1]) >> c & 1 for c in range(cols)]
@@ -317,7 +317,7 @@ def check_threshold(cfg: CoreConfig, sim: str, seed: int) -> None:
             fail_with_waves(
                 f"threshold unit ({sim}) cycle {t}: value/spike expected {want}, got {(values, spikes)} "
                 f"(acc {rows[t][6]}); seed {seed}",
-                lambda: rtl_cocotb.run_vectors(cfg, "threshold", inputs, outputs, vectors, sim, waves=True)[1])
+                lambda: rtl.run_vectors(cfg, "threshold", inputs, outputs, vectors, sim, waves=True)[1])
         checked += 1
     assert checked > 300  # the reads really happened
 

@@ -14,8 +14,9 @@ import numpy as np
 import pytest
 from core_stimulus import random_commands, random_memories, stimulus_seed, tile_config, vector_count
 
-from spikeforge.sim import rtl_cocotb
-from spikeforge.sim.rtl_cocotb import TileCase
+from spikeforge.sim import rtl
+from spikeforge.sim.driver import golden_run
+from spikeforge.sim.rtl import TileCase
 
 pytestmark = pytest.mark.cocotb
 
@@ -34,12 +35,12 @@ def make_cases(cfg, seed: int, count: int, memories: int = 2, stalls: bool = Fal
         weights, thresholds = random_memories(cfg, rng)
         commands = random_commands(cfg, rng, max(1, count // memories))
         case = TileCase(weights, thresholds, commands, stall_seed=seed + m if stalls else None)
-        rtl_cocotb.pin_thresholds(cfg, case, rng)
+        rtl.pin_thresholds(cfg, case, rng)
         cases.append(case)
     return cases
 
 
-def assert_ok(report: rtl_cocotb.CheckReport) -> None:
+def assert_ok(report: rtl.CheckReport) -> None:
     assert report.ok, f"{report.sim} {report.shape}: {report.mismatch.message() if report.mismatch else report}"
 
 
@@ -54,7 +55,7 @@ def test_array_matches_golden(rows: int, cols: int, weight_bits: int, verilator_
     cfg = tile_config(rows, cols, weight_bits)
     seed = stimulus_seed() + rows * 100 + cols
     cases = make_cases(cfg, seed, vector_count(48))
-    report = rtl_cocotb.check_tiles(cfg, cases, "verilator", seed=seed)
+    report = rtl.check_tiles(cfg, cases, "verilator", seed=seed)
     assert_ok(report)
     assert report.vectors == sum(len(c.commands) for c in cases)
 
@@ -64,21 +65,21 @@ def test_backpressure_changes_timing_not_results(rows: int, cols: int, weight_bi
     """Random stalls on cmd/spikes valid and out ready: every result equal to the model's; the
     cycles differ from the model's but equal the Amaranth simulation's with the same stall seed
     (both testbenches draw the stall decisions in the same order)."""
-    from spikeforge.sim.rtl_amaranth import simulate_commands
+    from spikeforge.sim.rtl.amaranth_sim import simulate_commands
 
     cfg = tile_config(rows, cols, weight_bits)
     seed = stimulus_seed() + 17 + rows * 100 + cols
     cases = make_cases(cfg, seed, vector_count(24), memories=1, stalls=True)
-    report = rtl_cocotb.check_tiles(cfg, cases, "verilator", seed=seed)
+    report = rtl.check_tiles(cfg, cases, "verilator", seed=seed)
     assert_ok(report)
     case = cases[0]
-    b = rtl_cocotb.build(cfg, "verilator")
-    result, _ = rtl_cocotb.run_job(b, "tb_core", "tiles", {"config": cfg.to_dict(),
-                                                            "cases": [rtl_cocotb.case_json(case)]})
+    b = rtl.build(cfg, "verilator")
+    result, _ = rtl.run_job(b, "tb_core", "tiles", {"config": cfg.to_dict(),
+                                                            "cases": [rtl.case_json(case)]})
     cocotb_cycles = [[beat[4] for beat in o["beats"]] for o in result["cases"][0]["outcomes"]]
     amaranth = simulate_commands(cfg, case.weights, case.thresholds, case.commands, stall_seed=case.stall_seed)
     assert cocotb_cycles == [[b.cycle for b in t.beats] for t in amaranth], f"stall seed {case.stall_seed}"
-    golden = rtl_cocotb.golden_outcomes(cfg, case.weights, case.thresholds, case.commands)
+    golden = golden_run(cfg, case.weights, case.thresholds, case.commands)
     assert cocotb_cycles != [[b.cycle for b in o.beats] for o in golden], "the stalls did not stall anything"
 
 
@@ -91,11 +92,11 @@ def test_icarus_and_verilator_agree(verilator_tool, icarus_tool) -> None:
         cases = make_cases(cfg, seed, vector_count(16), memories=1, stalls=stalls)
         outs = {}
         for sim in ("verilator", "icarus"):
-            report = rtl_cocotb.check_tiles(cfg, cases, sim, seed=seed)
+            report = rtl.check_tiles(cfg, cases, sim, seed=seed)
             assert_ok(report)
-            b = rtl_cocotb.build(cfg, sim)
-            result, _ = rtl_cocotb.run_job(b, "tb_core", "tiles", {"config": cfg.to_dict(),
-                                                                    "cases": [rtl_cocotb.case_json(cases[0])]})
+            b = rtl.build(cfg, sim)
+            result, _ = rtl.run_job(b, "tb_core", "tiles", {"config": cfg.to_dict(),
+                                                                    "cases": [rtl.case_json(cases[0])]})
             outs[sim] = result["cases"][0]["outcomes"]
         assert outs["verilator"] == outs["icarus"], f"simulators disagree (stalls={stalls}, seed {seed})"
 
@@ -105,7 +106,7 @@ def test_icarus_and_verilator_agree(verilator_tool, icarus_tool) -> None:
 def test_array_matches_golden_icarus(rows: int, cols: int, weight_bits: int, icarus_tool) -> None:
     cfg = tile_config(rows, cols, weight_bits)
     seed = stimulus_seed() + rows * 100 + cols
-    assert_ok(rtl_cocotb.check_tiles(cfg, make_cases(cfg, seed, vector_count(48)), "icarus", seed=seed))
+    assert_ok(rtl.check_tiles(cfg, make_cases(cfg, seed, vector_count(48)), "icarus", seed=seed))
 
 
 def test_mismatch_report_names_everything(verilator_tool) -> None:
@@ -114,19 +115,19 @@ def test_mismatch_report_names_everything(verilator_tool) -> None:
     cfg = tile_config(1, 1, 2)
     seed = stimulus_seed() + 3
     cases = make_cases(cfg, seed, 8, memories=1)
-    b = rtl_cocotb.build(cfg, "verilator")
-    result, _ = rtl_cocotb.run_job(b, "tb_core", "tiles", {"config": cfg.to_dict(),
-                                                            "cases": [rtl_cocotb.case_json(cases[0])]})
-    got = [rtl_cocotb.outcome_from_json(o) for o in result["cases"][0]["outcomes"]]
+    b = rtl.build(cfg, "verilator")
+    result, _ = rtl.run_job(b, "tb_core", "tiles", {"config": cfg.to_dict(),
+                                                            "cases": [rtl.case_json(cases[0])]})
+    got = [rtl.outcome_from_json(o) for o in result["cases"][0]["outcomes"]]
     wrong = cases[0].thresholds + 1  # the model now expects every value one lower
-    want = rtl_cocotb.golden_outcomes(cfg, cases[0].weights, wrong, cases[0].commands)
-    bad = rtl_cocotb.compare_outcomes(cfg, want, got, cycles=True, seed=seed)
+    want = golden_run(cfg, cases[0].weights, wrong, cases[0].commands)
+    bad = rtl.compare_outcomes(cfg, want, got, cycles=True, seed=seed)
     assert bad is not None and bad.what == "value" and bad.expected == bad.got - 1
     text = bad.message()
     for part in ("command 0", "output 0", "expected", "got", "cycle", f"seed {seed}"):
         assert part in text, text
-    waves = rtl_cocotb.rerun_with_waves(cfg, "verilator", "core", "tiles",
-                                         {"config": cfg.to_dict(), "cases": [rtl_cocotb.case_json(cases[0])]}, None)
+    waves = rtl.rerun_with_waves(cfg, "verilator", "core", "tiles",
+                                         {"config": cfg.to_dict(), "cases": [rtl.case_json(cases[0])]}, None)
     assert waves is not None and waves.endswith((".fst", ".vcd")), waves
     from pathlib import Path
 

@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 from core_stimulus import stimulus_seed
 
-from spikeforge.sim import rtl_cocotb
+from spikeforge.sim import rtl
 
 pytestmark = pytest.mark.cocotb
 
@@ -32,9 +32,9 @@ def digits_artifact() -> Path:
         return Path(named)
     from spikeforge.scripts import cli
 
-    root = rtl_cocotb.build_root() / "artifacts"
+    root = rtl.build_root() / "artifacts"
     art = root / f"digits-mlp-hoyer-e{TRAIN_EPOCHS}"
-    with rtl_cocotb._locked(root / "digits.lock"):
+    with rtl._locked(root / "digits.lock"):
         if not (art / "manifest.json").is_file():
             ckpt = root / f"digits-mlp-hoyer-e{TRAIN_EPOCHS}-ckpt"
             rc = cli.main(["train", "--method", "hoyer", "--dataset", "digits", "--arch", "mlp", "--epochs",
@@ -56,7 +56,7 @@ def digits():
 
 
 def network_config(net, manifest, rows: int, cols: int):
-    from spikeforge.scripts.cmd_quantize import core_for
+    from spikeforge.quant.pipeline import core_for
 
     return core_for(net, rows, cols, int(manifest["weight_bits"]))
 
@@ -67,7 +67,7 @@ def pick_images(ds, count: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     return np.asarray(ds.x_test[idx], dtype=np.float64), np.asarray(ds.y_test[idx])
 
 
-def check(report: rtl_cocotb.CheckReport, net, images: np.ndarray, cfg) -> None:
+def check(report: rtl.CheckReport, net, images: np.ndarray, cfg) -> None:
     assert report.ok, f"{report.sim} {report.shape}: {report.mismatch.message() if report.mismatch else report}"
     assert report.images == len(images)
     pred, _ = net.forward(images, acc_bits=cfg.acc_bits)
@@ -85,7 +85,7 @@ def test_network_matches_golden(digits, rows: int, cols: int, count: int, verila
     cfg = network_config(net, manifest, rows, cols)
     seed = stimulus_seed() + count
     images, _ = pick_images(ds, count, seed)
-    report = rtl_cocotb.check_network(cfg, net, images, "verilator", seed=seed)
+    report = rtl.check_network(cfg, net, images, "verilator", seed=seed)
     check(report, net, images, cfg)
 
 
@@ -95,7 +95,7 @@ def test_network_with_stalls(digits, verilator_tool) -> None:
     cfg = network_config(net, manifest, 3, 5)
     seed = stimulus_seed() + 5
     images, _ = pick_images(ds, 3, seed)
-    report = rtl_cocotb.check_network(cfg, net, images, "verilator", seed=seed, stall_seed=seed)
+    report = rtl.check_network(cfg, net, images, "verilator", seed=seed, stall_seed=seed)
     check(report, net, images, cfg)
     rtl_cycles = [p["rtl_cycles"] for p in report.details["per_image"]]
     golden_cycles = [p["golden_cycles"] for p in report.details["per_image"]]
@@ -114,7 +114,7 @@ def test_network_with_baked_weights(digits, sim: str, request) -> None:
     cfg = network_config(net, manifest, 3, 5)
     seed = stimulus_seed() + 9
     images, _ = pick_images(ds, 3, seed)
-    report = rtl_cocotb.check_network(cfg, net, images, sim, seed=seed, baked=True)
+    report = rtl.check_network(cfg, net, images, sim, seed=seed, baked=True)
     check(report, net, images, cfg)
 
 
@@ -124,7 +124,7 @@ def test_network_icarus_agrees_with_verilator(digits, verilator_tool, icarus_too
     cfg = network_config(net, manifest, 3, 5)
     seed = stimulus_seed() + 13
     images, _ = pick_images(ds, 5, seed)
-    reports = {sim: rtl_cocotb.check_network(cfg, net, images, sim, seed=seed) for sim in ("verilator", "icarus")}
+    reports = {sim: rtl.check_network(cfg, net, images, sim, seed=seed) for sim in ("verilator", "icarus")}
     for report in reports.values():
         check(report, net, images, cfg)
     assert reports["verilator"].details["per_image"] == reports["icarus"].details["per_image"]
@@ -150,7 +150,8 @@ def test_verify_command_end_to_end(digits, tmp_path, capsys, verilator_tool) -> 
 
 
 def test_verify_missing_simulator_is_one_line(monkeypatch, capsys) -> None:
-    from spikeforge.scripts import cli, toolchain
+    from spikeforge import toolchain
+    from spikeforge.scripts import cli
 
     missing = toolchain.ToolInfo("icarus", False, required=False, problem="Icarus Verilog not found (iverilog is "
                                  "not on PATH)", fix="apt-get install iverilog")

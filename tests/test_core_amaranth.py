@@ -12,7 +12,7 @@ from core_stimulus import random_commands, random_memories, stimulus_seed, tile_
 
 from spikeforge.hw.config import FAULTS
 from spikeforge.sim.cycle import run_tile
-from spikeforge.sim.rtl_amaranth import simulate_commands
+from spikeforge.sim.rtl.amaranth_sim import simulate_commands
 
 SHAPES = [(1, 1, 2), (1, 7, 4), (3, 5, 8), (4, 4, 2), (8, 8, 8), (16, 4, 4)]
 

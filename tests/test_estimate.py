@@ -9,10 +9,11 @@ import numpy as np
 import pytest
 
 from spikeforge.hw.config import ConfigError, CoreConfig
+from spikeforge.hw.layout import config_for_network
+from spikeforge.integer_network import Conv, Dense, IntegerNetwork, Pool
 from spikeforge.sim.driver import NetworkDriver, layer_cycles_fast
-from spikeforge.sim.energy import dnn_energy, e_add, e_mult, snn_energy
-from spikeforge.sim.estimate import config_for_network, estimate, operation_counts, write_reports
-from spikeforge.sim.network import Conv, Dense, IntegerNetwork, Pool
+from spikeforge.sim.estimate import estimate, operation_counts, write_reports
+from spikeforge.sim.estimate.energy import dnn_energy, e_add, e_mult, snn_energy
 
 
 def _digits(n: int) -> tuple[np.ndarray, np.ndarray]:
@@ -270,7 +271,7 @@ def test_sweep_rejects_bad_jobs(tmp_path, capsys):
 def test_area_model_memory_rule_and_holdout():
     """The stored calibration: the memory rule reproduces Yosys's EBR/LUT RAM counts, and the fitted
     model, recomputed from the current features, is within 10 % of synthesis LUTs on held-out configs."""
-    from spikeforge.hw import area_model
+    from spikeforge.sim.estimate import area_model
 
     cal = area_model.load_calibration()
     for row in cal["calibration"] + cal["holdout"]:

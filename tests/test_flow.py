@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from spikeforge.scripts import flow as flow_module
+from spikeforge import flow_stages as flow_module
 from spikeforge.scripts.cli import main
 
 ARGS = ["flow", "--epochs", "2", "--rows", "2", "--cols", "3", "--samples", "3"]

@@ -19,7 +19,7 @@ from test_cocotb_core import make_cases
 from test_cocotb_network import network_config, pick_images
 
 from spikeforge.hw.config import FAULTS
-from spikeforge.sim import rtl_cocotb
+from spikeforge.sim import rtl
 
 pytestmark = pytest.mark.cocotb
 
@@ -48,9 +48,9 @@ def test_tile_regression_catches_fault(fault: str, sim: str) -> None:
     cfg = tile_config(3, 5, 4)
     seed = stimulus_seed() + 41
     cases = make_cases(cfg, seed, 24)
-    clean = rtl_cocotb.check_tiles(cfg, cases, sim, seed=seed, waves_on_failure=False)
+    clean = rtl.check_tiles(cfg, cases, sim, seed=seed, waves_on_failure=False)
     assert clean.ok, clean.mismatch.message() if clean.mismatch else clean  # the same vectors pass without it
-    faulty = rtl_cocotb.check_tiles(cfg.replace(fault=fault), cases, sim, seed=seed, waves_on_failure=False)
+    faulty = rtl.check_tiles(cfg.replace(fault=fault), cases, sim, seed=seed, waves_on_failure=False)
     assert not faulty.ok, f"fault {fault} was not caught by {faulty.vectors} tile vectors (seed {seed})"
     assert not faulty.bit_exact, f"fault {fault} should change results, got: {faulty.mismatch.message()}"
     print(f"[mutation] {fault} caught on {sim}: {faulty.mismatch.message()}")
@@ -85,13 +85,13 @@ def test_network_regression_catches_fault(fault: str, sim: str) -> None:
         images = boundary_images(net, np.asarray(ds.x_test, dtype=np.float64), cfg.acc_bits, 10)
         if len(images) == 0:
             pytest.skip("no test image puts a spiking neuron exactly at its threshold")
-    report = rtl_cocotb.check_network(cfg, net, images, sim, seed=seed, waves_on_failure=False)
+    report = rtl.check_network(cfg, net, images, sim, seed=seed, waves_on_failure=False)
     assert not report.ok, f"fault {fault} was not caught on {report.images} images (seed {seed})"
 
 
 def boundary_images(net, images: np.ndarray, acc_bits: int, count: int) -> np.ndarray:
     """Images for which some dense spiking neuron's accumulator equals its threshold."""
-    from spikeforge.sim.network import wrap_signed
+    from spikeforge.integer_network import wrap_signed
 
     _, _, outputs = net.forward(images, acc_bits=acc_bits, collect=True)
     act = net.quantize_input(images).reshape(len(images), -1)

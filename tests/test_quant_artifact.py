@@ -12,10 +12,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from spikeforge.integer_network import Conv, Dense, IntegerNetwork, Pool
 from spikeforge.quant.artifact import ArtifactError, load_artifact, write_artifact
 from spikeforge.quant.fold import QuantError
 from spikeforge.quant.quantize import check_bits, quantize_weight
-from spikeforge.sim.network import Conv, Dense, IntegerNetwork, Pool
 
 
 @pytest.mark.parametrize("bits", [2, 3, 4, 5, 6, 7, 8, 16])

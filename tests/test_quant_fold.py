@@ -1,7 +1,7 @@
 """Folding exactness: the integer comparator decides exactly like the float block it came from.
 
 Every test enumerates the whole integer input grid of a small layer (or a large random sample
-of it) and compares `acc >= T` (sim/network.py) with the float computation
+of it) and compares `acc >= T` (integer_network.py) with the float computation
 u = (s * Wq) (a * xq) + b -> [max-pool] -> c * u + d >= theta, in float64.
 """
 
@@ -14,11 +14,11 @@ import pytest
 import torch
 import torch.nn as nn
 
+from spikeforge.integer_network import IntegerNetwork, Pool
 from spikeforge.model.layers import HeavisideSpike, HoyerSpike
 from spikeforge.model.nets import SpikeBlock
 from spikeforge.quant.fold import FloatBlock, QuantError, extract_blocks, fold_block, fold_bn, fold_readout
 from spikeforge.quant.quantize import quantize_weight
-from spikeforge.sim.network import IntegerNetwork, Pool
 
 
 def grid(fan_in: int, bits: int) -> np.ndarray:

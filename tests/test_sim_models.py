@@ -9,10 +9,11 @@ import numpy as np
 import pytest
 
 from spikeforge.hw.config import ConfigError, CoreConfig
-from spikeforge.sim.cycle import encode_input, run_tile, scan_slots, tile_cycles
+from spikeforge.hw.layout import config_for_network, plan_layout
+from spikeforge.integer_network import Conv, Dense, IntegerNetwork, NetworkError, Pool, wrap_signed
+from spikeforge.sim.cycle import encode_input, run_tile
 from spikeforge.sim.driver import NetworkDriver, layer_cycles_fast
-from spikeforge.sim.layout import config_for_network, plan_layout
-from spikeforge.sim.network import Conv, Dense, IntegerNetwork, NetworkError, Pool, wrap_signed
+from spikeforge.sim.schedule import scan_slots, tile_cycles
 
 
 def small_net(rng: np.random.Generator) -> IntegerNetwork:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from spikeforge.hw import synth
 from spikeforge.hw.config import CoreConfig
+from spikeforge.sim.estimate import synth
 
 
 @pytest.fixture

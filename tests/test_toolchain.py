@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from spikeforge.scripts import cli, toolchain
+from spikeforge import toolchain
+from spikeforge.scripts import cli
 
 BASE_PATH = "/usr/bin:/bin"  # no venv: the locator must find the venv's scripts next to sys.executable
 

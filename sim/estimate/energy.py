@@ -1,6 +1,6 @@
 """Energy per inference from counted operations times per-operation energies (45 nm, 0.9 V).
 
-Sources (all Horowitz, "Computing's energy problem", ISSCC 2014, 45 nm; /work/shared/methods.md §4):
+Sources (all Horowitz, "Computing's energy problem", ISSCC 2014, 45 nm; the project's methods sheet, section 4):
 - integer add: 8 bit 0.03 pJ, 32 bit 0.1 pJ. An adder's energy grows linearly with its width,
   so other widths are interpolated linearly through those two points.
 - integer multiply: 8 bit 0.2 pJ, 32 bit 3.1 pJ; an array multiplier grows with the square of
@@ -8,7 +8,7 @@ Sources (all Horowitz, "Computing's energy problem", ISSCC 2014, 45 nm; /work/sh
 - SRAM: an 8 KB cache read of 64 bits costs 10 pJ, i.e. 0.156 pJ per bit. The PE weight memories
   are smaller than 8 KB, so this is an upper bound for them; writes are taken at the read cost.
 
-What is counted (sim/estimate.py `operation_counts`): accumulates performed by the array (every
+What is counted (sim/estimate/ `operation_counts`): accumulates performed by the array (every
 ACC token adds in all R*C PEs, including slots unused in a layer's last tile) and the useful ones,
 plane doublings (charged as an add: an upper bound, a shift is a mux), weight-memory reads (one
 word per PE per ACC token, assuming the read port is enabled only for ACC tokens), threshold reads
@@ -20,6 +20,10 @@ tree, token and pipeline registers, control, leakage.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+
+import numpy as np
+
+from spikeforge.hw.config import CoreConfig
 
 E_ADD8_PJ = 0.03
 E_ADD32_PJ = 0.1
@@ -44,10 +48,10 @@ class EnergyModel:
     sram_bit_pj: float = E_SRAM_BIT_PJ
     dnn_act_bits: int = 8
     dnn_weight_bits: int = 8
-    dnn_acc_bits: int = 24  # the int8 MAC PE baseline of hw/synth.py
+    dnn_acc_bits: int = 24  # the int8 MAC PE baseline of sim/estimate/synth.py
 
     def to_dict(self) -> dict:
-        return asdict(self) | {"source": "Horowitz ISSCC 2014, 45 nm (see spikeforge.sim.energy)"}
+        return asdict(self) | {"source": "Horowitz ISSCC 2014, 45 nm (see spikeforge.sim.estimate.energy)"}
 
 
 def snn_energy(
@@ -97,4 +101,18 @@ def dnn_energy(counts: dict[str, float], model: EnergyModel = EnergyModel()) -> 
         "compute_pj": parts["mac"],
         "pj_per_mac": total / max(macs, 1.0),
         "macs": macs,
+    }
+
+
+def energy_report(counts: dict[str, np.ndarray], cfg: CoreConfig, model: EnergyModel = EnergyModel()) -> dict:
+    mean = {k: float(v.sum(axis=1).mean()) for k, v in counts.items()}
+    snn = snn_energy(mean, cfg.acc_bits, cfg.weight_bits, cfg.threshold_bits, model)
+    dnn = dnn_energy(mean, model)
+    return {
+        "model": model.to_dict(),
+        "counts_mean": mean,
+        "snn": snn,
+        "dnn_int8": dnn,
+        "dnn_over_snn": dnn["total_pj"] / max(snn["total_pj"], 1e-12),
+        "useful_fraction_of_adds": mean["adds_useful"] / max(mean["adds_performed"], 1.0),
     }

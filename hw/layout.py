@@ -19,7 +19,7 @@ import numpy as np
 
 from spikeforge import atomic_write_text
 from spikeforge.hw.config import ConfigError, CoreConfig
-from spikeforge.sim.network import IntegerNetwork, signed_bits_for_range
+from spikeforge.integer_network import IntegerNetwork, signed_bits_for_range
 
 
 @dataclass(frozen=True)

@@ -1,8 +1,14 @@
-"""The staged, cached, resumable flow behind `spikeforge flow` (see cmd_flow.py)."""
+"""The staged, cached, resumable flow: train -> quantize -> generate -> verify -> estimate -> report.
+
+Each stage calls the library function of the same name (spikeforge.api), builds its folder under
+`out` in a temp folder, renames it into place and stamps it (`stage.json`) with a content hash of
+its inputs and of the code it depends on. A rerun skips every stage whose stamp matches, so a
+finished flow reruns in seconds and an interrupted one resumes at the stage that did not finish.
+"""
 
 from __future__ import annotations
 
-import argparse
+import dataclasses
 import hashlib
 import json
 import os
@@ -22,13 +28,36 @@ from spikeforge.sim.estimate import json_default
 # The code each stage's result depends on: a changed trainer retrains, a changed report writer
 # only rewrites the report.
 STAGE_CODE = {
-    "train": ("model", "scripts/cmd_train.py"),
-    "quantize": ("model", "quant", "sim/network.py", "sim/layout.py", "scripts/cmd_quantize.py"),
-    "generate": ("hw", "sim/layout.py"),
-    "verify": ("hw", "sim", "tests/cocotb"),
+    "train": ("model", "api.py"),
+    "quantize": ("model", "quant", "integer_network.py", "hw/layout.py", "hw/config.py"),
+    "generate": ("hw",),
+    "verify": ("hw", "sim"),
     "estimate": ("hw", "sim"),
-    "report": ("scripts/flow_report.py", "sim/anchors.py"),
+    "report": ("flow_report.py", "sim/estimate"),
 }
+
+
+@dataclasses.dataclass
+class FlowOptions:
+    """Every knob of `spikeforge flow` (the CLI's flags map one to one)."""
+
+    out: str = "out/flow"
+    dataset: str = "digits"
+    data_dir: str | None = None
+    arch: str = "mlp"
+    hidden: str | None = None  # "128" or "256,128"; None = the arch's default
+    method: str = "hoyer"
+    epochs: int | None = None  # None = the trainer's default
+    checkpoint: str | None = None  # reuse this checkpoint, skip training
+    rows: int = 8
+    cols: int = 8
+    weight_bits: int = 8
+    samples: int = 20  # test images verified in RTL
+    sim: str = "verilator"
+    target: str = "ecp5"
+    synth: bool = False  # area from synthesis instead of the calibrated model
+    seed: int = 0
+    force: bool = False  # ignore cached stages
 
 
 class FlowError(SpikeforgeError):
@@ -57,21 +86,11 @@ def file_digest(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()[:16]
 
 
-def call_command(name: str, argv: list[str]) -> int:
-    """Run another subcommand through its own parser, so defaults match the CLI exactly."""
-    import importlib
-
-    mod = importlib.import_module(f"spikeforge.scripts.cmd_{name}")
-    parser = argparse.ArgumentParser(prog=f"spikeforge {name}")
-    mod.add_arguments(parser)
-    return mod.run(parser.parse_args(argv))
-
-
 class Flow:
-    def __init__(self, args: argparse.Namespace):
+    def __init__(self, args: FlowOptions):
         self.args = args
         self.out = Path(args.out)
-        self.root = Path(__file__).resolve().parent.parent
+        self.root = Path(__file__).resolve().parent
         self.code = {stage: code_digest(self.root, parts) for stage, parts in STAGE_CODE.items()}
         self.timings: dict[str, float] = {}
         self.cached: list[str] = []
@@ -125,7 +144,8 @@ class Flow:
                 shutil.rmtree(leftover, ignore_errors=True)
 
     # --- the stages ---------------------------------------------------------------------------
-    def run(self) -> int:
+    def run(self) -> dict:
+        """Run (or resume) every stage; the report dict, with `ok` False when the RTL sample did not verify."""
         args = self.args
         from spikeforge.hw.config import CoreConfig
 
@@ -142,7 +162,7 @@ class Flow:
         report = self.report_stage(train, quant, gen, verify, est)
         total = time.perf_counter() - started
         self.summary(report, total)
-        return 0 if verify["ok"] else 1
+        return {**report, "ok": bool(verify["ok"])}
 
     def train_stage(self) -> dict:
         args = self.args
@@ -159,18 +179,16 @@ class Flow:
                     shutil.copy2(metrics, tmp / "metrics.json")
                 return {"checkpoint": "checkpoint.pt", "source": str(ckpt.resolve())}
         else:
-            argv = ["--method", args.method, "--dataset", args.dataset, "--arch", args.arch, "--seed", str(args.seed)]
-            if args.hidden:
-                argv += ["--hidden", *args.hidden.split(",")]
-            if args.epochs is not None:
-                argv += ["--epochs", str(args.epochs)]
-            if args.data_dir:
-                argv += ["--data-dir", args.data_dir]
-            key = digest("train", self.code["train"], argv)
+            options = {"method": args.method, "dataset": args.dataset, "arch": args.arch, "seed": args.seed,
+                       "hidden": _widths(args.hidden), "epochs": args.epochs, "data_dir": args.data_dir}
+            key = digest("train", self.code["train"], options)
 
             def body(tmp: Path) -> dict:
-                call_command("train", argv + ["--out", str(tmp)])
-                return {"checkpoint": "checkpoint.pt", "argv": argv}
+                from spikeforge.api import train
+
+                opts = dict(options)
+                train(opts.pop("method"), opts.pop("dataset"), opts.pop("arch"), out=tmp, **opts)
+                return {"checkpoint": "checkpoint.pt", "options": options}
         result = self.stage("train", key, body)
         metrics_path = self.out / "train" / "metrics.json"
         result["metrics"] = json.loads(metrics_path.read_text()) if metrics_path.is_file() else {}
@@ -180,16 +198,15 @@ class Flow:
     def quantize_stage(self, train: dict) -> dict:
         args = self.args
         ckpt = self.out / "train" / "checkpoint.pt"
-        argv = [str(ckpt), "--weight-bits", str(args.weight_bits), "--rows", str(args.rows),
-                "--cols", str(args.cols), "--seed", str(args.seed)]
-        if args.data_dir:
-            argv += ["--data-dir", args.data_dir]
-        key = digest("quantize", self.code["quantize"], train["key"], argv[1:])
+        options = {"weight_bits": args.weight_bits, "rows": args.rows, "cols": args.cols, "seed": args.seed,
+                   "data_dir": args.data_dir}
+        key = digest("quantize", self.code["quantize"], train["key"], options)
 
         def body(tmp: Path) -> dict:
-            call_command("quantize", argv + ["--out", str(tmp / "artifact")])
-            report = json.loads((tmp / "artifact" / "report.json").read_text())
-            return {"artifact": "artifact", "report": report}
+            from spikeforge.api import quantize
+
+            result = quantize(ckpt, tmp / "artifact", **options)
+            return {"artifact": "artifact", "report": result.report}
 
         result = self.stage("quantize", key, body)
         result["key"] = key
@@ -202,8 +219,8 @@ class Flow:
         return self._model
 
     def _load_model(self):
+        from spikeforge.hw.layout import config_for_network
         from spikeforge.quant.artifact import load_artifact
-        from spikeforge.sim.layout import config_for_network
 
         net, manifest = load_artifact(self.out / "quantize" / "artifact")
         cfg = config_for_network(net, self.args.rows, self.args.cols, weight_bits=self.args.weight_bits)
@@ -213,15 +230,15 @@ class Flow:
         key = digest("generate", self.code["generate"], quant["key"], self.args.rows, self.args.cols)
 
         def body(tmp: Path) -> dict:
-            from spikeforge.hw.generate import generate, lint
+            from spikeforge.api import generate
 
-            net, manifest, cfg = self.load_model()
-            rtl = tmp / "rtl"
-            manifest_core = generate(cfg, rtl, net)
-            lint(rtl / manifest_core["verilog"], manifest_core["top"])
-            write_fusesoc_core(rtl, manifest_core)
-            return {"rtl": "rtl", "top": manifest_core["top"], "config": cfg.to_dict(),
-                    "verilog": f"rtl/{manifest_core['verilog']}", "lint": "clean"}
+            _, _, cfg = self.load_model()
+            result = generate(tmp / "rtl", rows=cfg.rows, cols=cfg.cols, model=self.out / "quantize" / "artifact",
+                              weight_bits=cfg.weight_bits)
+            if result.config != cfg:
+                raise FlowError(f"generate built config {result.config.digest()}, the flow expected {cfg.digest()}")
+            return {"rtl": "rtl", "top": result.top, "config": cfg.to_dict(),
+                    "verilog": f"rtl/{result.verilog.name}", "lint": result.lint}
 
         result = self.stage("generate", key, body)
         result["key"] = key
@@ -237,14 +254,14 @@ class Flow:
         key = digest("verify", self.code["verify"], gen["key"], args.samples, args.sim, args.seed)
 
         def body(tmp: Path) -> dict:
-            from spikeforge.sim import rtl_cocotb
+            from spikeforge.sim import rtl
 
-            rtl_cocotb.require_simulator(args.sim)
+            rtl.require_simulator(args.sim)  # the verify sample below is the flow's own, not `verify`'s
             net, manifest, cfg = self.load_model()
             ds = self.dataset(manifest["dataset"]["name"])
             rng = np.random.default_rng(args.seed)
             pick = np.sort(rng.choice(len(ds.x_test), size=min(args.samples, len(ds.x_test)), replace=False))
-            report = rtl_cocotb.check_network(cfg, net, ds.x_test[pick], sim=args.sim, seed=args.seed, baked=True)
+            report = rtl.check_network(cfg, net, ds.x_test[pick], sim=args.sim, seed=args.seed, baked=True)
             data = report.to_dict()
             data["image_indices"] = pick.tolist()
             data["labels"] = ds.y_test[pick].tolist()
@@ -276,7 +293,8 @@ class Flow:
                      verify.get("sim_cycles"), est.get("config_digest"), self.args.synth, self.args.target)
 
         def body(tmp: Path) -> dict:
-            from spikeforge.scripts.flow_report import write_flow_report
+            from spikeforge.flow_report import write_flow_report
+
 
             return write_flow_report(tmp, self.args, train, quant, gen, verify, est)
 
@@ -303,32 +321,14 @@ class Flow:
         sys.stdout.flush()
 
 
-def write_fusesoc_core(rtl: Path, manifest: dict) -> Path:
-    """A FuseSoC CAPI2 core description, so the IP drops into an existing HDL flow."""
-    top = manifest["top"]
-    cfg = manifest["config"]
-    text = f"""CAPI=2:
-name: spikeforge:snn:{top}:{__version__}
-description: spikeforge accumulate-only SNN core, {cfg['rows']}x{cfg['cols']} PEs, {cfg['weight_bits']}-bit weights
-
-filesets:
-  rtl:
-    files:
-      - {manifest['verilog']}
-    file_type: verilogSource
-
-targets:
-  default:
-    filesets: [rtl]
-    toplevel: {top}
-  lint:
-    default_tool: verilator
-    filesets: [rtl]
-    tools:
-      verilator:
-        mode: lint-only
-    toplevel: {top}
-"""
-    path = rtl / f"{top}.core"
-    atomic_write_text(path, text)
-    return path
+def _widths(text: str | None) -> list[int] | None:
+    """'256,128' -> [256, 128]; None -> None (the arch's default)."""
+    if text is None:
+        return None
+    try:
+        widths = [int(w) for w in str(text).replace(" ", "").split(",") if w]
+    except ValueError:
+        widths = []
+    if not widths or any(w < 1 for w in widths):
+        raise FlowError(f"--hidden {text!r} is not a list of positive widths; use e.g. --hidden 128 or 256,128")
+    return widths

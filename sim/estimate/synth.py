@@ -12,7 +12,7 @@ Flows:
            GE = transistors / 4 (a CMOS NAND2 has four). Memory bits are reported separately.
 - `mulcheck`: `proc; opt; wreduce` and count `$mul` cells, a fast check that no multiplier exists.
 
-`MacPE` is the int8 multiply-accumulate PE used as the baseline for GE per PE.
+The designs (the core, its I/O-folding wrapper, one PE, the int8 MAC PE baseline) are in designs.py.
 """
 
 from __future__ import annotations
@@ -28,13 +28,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from amaranth.hdl import Module, signed, unsigned
-from amaranth.lib import data, wiring
-from amaranth.lib.memory import Memory
-from amaranth.lib.wiring import In, Out
 
 from spikeforge import SpikeforgeError, atomic_write_text
 from spikeforge.hw.config import CoreConfig
+from spikeforge.sim.estimate.designs import core_verilog, mac_pe_verilog, pe_verilog, wrapped_core_verilog
 
 FLOW_VERSION = 3  # bump when a flow's script changes, so old cache entries are not reused
 
@@ -67,7 +64,7 @@ def build_dir() -> Path:
 
 
 def _tool(name: str) -> str:
-    from spikeforge.scripts.toolchain import configure_environment, require
+    from spikeforge.toolchain import configure_environment, require
 
     configure_environment()
     info = require(name)
@@ -76,7 +73,7 @@ def _tool(name: str) -> str:
 
 
 def tool_versions() -> dict[str, str | None]:
-    from spikeforge.scripts.toolchain import package_version
+    from spikeforge.toolchain import package_version
 
     return {
         d: package_version(d)
@@ -112,7 +109,7 @@ def _atomic_json(path: Path, obj: Any) -> None:
 
 
 def _run(cmd: list[str], cwd: Path, log: str, timeout: float | None = None) -> str:
-    from spikeforge.scripts.toolchain import configure_environment
+    from spikeforge.toolchain import configure_environment
 
     proc = subprocess.run(
         cmd, cwd=cwd, capture_output=True, text=True, env=configure_environment(apply=False), timeout=timeout
@@ -140,137 +137,6 @@ def _stat_cells(path: Path, top: str) -> dict[str, int]:
     entry = mods.get(top) or mods.get(f"\\{top}") or stat.get("design") or {}
     cells = entry.get("num_cells_by_type", {})
     return {k: int(v) for k, v in cells.items() if not k.startswith("$scopeinfo")}
-
-
-# --- designs -------------------------------------------------------------------------------------
-
-
-class MacPE(wiring.Component):
-    """Baseline: an int8 multiply-accumulate PE shaped like ProcessingElement.
-
-    Same systolic token (valid + weight address, plus the 8-bit activation a MAC array must
-    carry), same local weight memory and synchronous read, but acc += w * x with a real
-    multiplier, into a 24-bit accumulator, with the same drain path.
-    """
-
-    def __init__(self, weight_bits: int = 8, act_bits: int = 8, acc_bits: int = 24, depth: int = 256):
-        self.weight_bits, self.act_bits, self.acc_bits, self.depth = weight_bits, act_bits, acc_bits, depth
-        addr = max(1, (depth - 1).bit_length())
-        self.tok = data.StructLayout({"valid": unsigned(1), "addr": unsigned(addr), "x": signed(act_bits)})
-        super().__init__(
-            {
-                "tok_in": In(self.tok),
-                "tok_out": Out(self.tok),
-                "drain": In(1),
-                "acc_in": In(signed(acc_bits)),
-                "acc": Out(signed(acc_bits)),
-                "wr_en": In(1),
-                "wr_addr": In(unsigned(addr)),
-                "wr_data": In(signed(weight_bits)),
-            }
-        )
-
-    def elaborate(self, platform):
-        m = Module()
-        m.submodules.weights = mem = Memory(shape=signed(self.weight_bits), depth=self.depth, init=[])
-        rd, wr = mem.read_port(domain="sync"), mem.write_port()
-        m.d.comb += [
-            rd.addr.eq(self.tok_in.addr),
-            wr.en.eq(self.wr_en),
-            wr.addr.eq(self.wr_addr),
-            wr.data.eq(self.wr_data),
-        ]
-        m.d.sync += self.tok_out.eq(self.tok_in)
-        with m.If(self.drain):
-            m.d.sync += self.acc.eq(self.acc_in)
-        with m.Elif(self.tok_out.valid):
-            m.d.sync += self.acc.eq(self.acc + rd.data * self.tok_out.x)
-        return m
-
-
-def core_verilog(
-    cfg: CoreConfig, weights: np.ndarray | None = None, thresholds: np.ndarray | None = None
-) -> tuple[str, str]:
-    from spikeforge.hw.generate import verilog_text
-    from spikeforge.scripts.toolchain import configure_environment
-
-    configure_environment()
-    return verilog_text(cfg, weights, thresholds), cfg.top_name
-
-
-FOLD_BITS = 32
-
-
-class FoldedOutputs(wiring.Component):
-    """IO wrapper for place and route: the core's inputs are pins, its outputs are XOR-folded into
-    FOLD_BITS registered pins. A 16 x 16 core has more output bits than any LFE5U package has pins;
-    the fold keeps every output bit live (nothing is optimised away) at a small, stated cost of
-    about (output bits - 32) / 3 LUT4 and 32 FFs."""
-
-    def __init__(self, core: wiring.Component):
-        self.core = core
-        inputs = {}
-        self.out_bits = 0
-        for path, member, _ in core.signature.flatten(core):
-            if member.flow == In:
-                inputs["__".join(map(str, path))] = In(member.shape)
-            else:
-                from amaranth.hdl import Shape
-
-                self.out_bits += Shape.cast(member.shape).width
-        super().__init__({**inputs, "folded": Out(FOLD_BITS)})
-
-    def elaborate(self, platform):
-        from amaranth.hdl import Cat, Const
-
-        m = Module()
-        m.submodules.core = core = self.core
-        outs = []
-        for path, member, value in core.signature.flatten(core):
-            if member.flow == In:
-                m.d.comb += value.eq(getattr(self, "__".join(map(str, path))))
-            else:
-                outs.append(value)
-        bits = Cat(*outs)
-        fold = Const(0, FOLD_BITS)
-        for lo in range(0, len(bits), FOLD_BITS):
-            fold = fold ^ bits[lo : lo + FOLD_BITS]
-        m.d.sync += self.folded.eq(fold)
-        return m
-
-
-def wrapped_core_verilog(cfg: CoreConfig) -> tuple[str, str]:
-    """The core inside FoldedOutputs, for routed ECP5 runs."""
-    from amaranth.back import verilog
-
-    from spikeforge.hw.core import SpikeforgeCore
-    from spikeforge.scripts.toolchain import configure_environment
-
-    configure_environment()
-    top = f"{cfg.top_name}_folded"
-    return verilog.convert(FoldedOutputs(SpikeforgeCore(cfg)), name=top, emit_src=False), top
-
-
-def pe_verilog(cfg: CoreConfig) -> tuple[str, str]:
-    """One spikeforge ProcessingElement on its own (for GE per PE)."""
-    from amaranth.back import verilog
-
-    from spikeforge.hw.pe import ProcessingElement
-    from spikeforge.scripts.toolchain import configure_environment
-
-    configure_environment()
-    top = "spikeforge_pe"
-    return verilog.convert(ProcessingElement(cfg), name=top, emit_src=False), top
-
-
-def mac_pe_verilog(weight_bits: int = 8, acc_bits: int = 24, depth: int = 256) -> tuple[str, str]:
-    from amaranth.back import verilog
-
-    from spikeforge.scripts.toolchain import configure_environment
-
-    configure_environment()
-    top = "mac_pe"
-    return verilog.convert(MacPE(weight_bits, 8, acc_bits, depth), name=top, emit_src=False), top
 
 
 # --- flows ---------------------------------------------------------------------------------------

@@ -13,7 +13,7 @@ sees. Memory mapping (EBR or LUT RAM) follows Yosys's memory_libmap cost rule fo
 
 Regenerate the calibration file (runs Yosys; cached in build/synth/):
 
-    python -m spikeforge.hw.area_model --calibrate
+    python -m spikeforge.sim.estimate.area_model --calibrate
 """
 
 from __future__ import annotations
@@ -112,13 +112,13 @@ def load_calibration(path: str | os.PathLike | None = None) -> dict[str, Any]:
     p = Path(path) if path is not None else CALIBRATION_FILE
     if not p.exists():
         raise AreaModelError(
-            f"area calibration {p} is missing; run `python -m spikeforge.hw.area_model --calibrate`"
+            f"area calibration {p} is missing; run `python -m spikeforge.sim.estimate.area_model --calibrate`"
         )
     data = json.loads(p.read_text())
     if tuple(data.get("features", ())) != FEATURES:
         raise AreaModelError(
             f"area calibration {p} was fitted with other features; re-run "
-            "`python -m spikeforge.hw.area_model --calibrate`"
+            "`python -m spikeforge.sim.estimate.area_model --calibrate`"
         )
     return data
 
@@ -192,7 +192,7 @@ HOLDOUT = (
 
 def measure(cfg: CoreConfig) -> dict[str, float]:
     """Synthesize cfg for ECP5 (no routing) and ASIC; the numbers the model predicts."""
-    from spikeforge.hw.synth import synthesize_core
+    from spikeforge.sim.estimate.synth import synthesize_core
 
     e = synthesize_core(cfg, "ecp5", route=False)
     a = synthesize_core(cfg, "asic")
@@ -250,13 +250,13 @@ def calibrate(jobs: int = 1, out: str | os.PathLike | None = None) -> dict[str, 
             )
         return out_rows
 
-    from spikeforge.hw.synth import tool_versions
+    from spikeforge.sim.estimate.synth import tool_versions
 
     data["calibration"] = rows(CALIBRATION, measured[: len(CALIBRATION)])
     data["holdout"] = rows(HOLDOUT, measured[len(CALIBRATION) :])
     data["max_holdout_error_pct"] = {k: max(abs(r["error_pct"][k]) for r in data["holdout"]) for k in METRICS}
     data["tools"] = tool_versions()
-    data["command"] = "python -m spikeforge.hw.area_model --calibrate"
+    data["command"] = "python -m spikeforge.sim.estimate.area_model --calibrate"
     path = Path(out) if out is not None else CALIBRATION_FILE
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     with os.fdopen(fd, "w") as handle:
@@ -268,7 +268,7 @@ def calibrate(jobs: int = 1, out: str | os.PathLike | None = None) -> dict[str, 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m spikeforge.hw.area_model", description=__doc__.split("\n")[0]
+        prog="python -m spikeforge.sim.estimate.area_model", description=__doc__.split("\n")[0]
     )
     parser.add_argument(
         "--calibrate", action="store_true", help="synthesize the calibration configs and refit"

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-import argparse
 import json
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from spikeforge import atomic_write_text
-from spikeforge.sim.anchors import TABLE_HEADER, anchor_rows_markdown, fmt
+from spikeforge.sim.estimate.anchors import TABLE_HEADER, anchor_rows_markdown, fmt
+
+if TYPE_CHECKING:
+    from spikeforge.flow_stages import FlowOptions
 
 
 def area_line(est: dict) -> tuple[str, dict]:
@@ -21,7 +23,7 @@ def area_line(est: dict) -> tuple[str, dict]:
     return text, area
 
 
-def headline(args: argparse.Namespace, train: dict, quant: dict, gen: dict, verify: dict, est: dict) -> dict:
+def headline(args: FlowOptions, train: dict, quant: dict, gen: dict, verify: dict, est: dict) -> dict:
     q = quant["report"]
     lat = est["latency"]
     images = verify.get("per_image", [])
@@ -103,7 +105,7 @@ def plots(out: Path, quant: dict, est: dict) -> list[str]:
     return written
 
 
-def markdown(args: argparse.Namespace, h: dict, train: dict, quant: dict, gen: dict, verify: dict, est: dict,
+def markdown(args: FlowOptions, h: dict, train: dict, quant: dict, gen: dict, verify: dict, est: dict,
              figures: list[str]) -> str:
     q = quant["report"]
     lat = est["latency"]
@@ -210,7 +212,7 @@ def markdown(args: argparse.Namespace, h: dict, train: dict, quant: dict, gen: d
     return "\n".join(lines)
 
 
-def write_flow_report(out: Path, args: argparse.Namespace, train: dict, quant: dict, gen: dict, verify: dict,
+def write_flow_report(out: Path, args: FlowOptions, train: dict, quant: dict, gen: dict, verify: dict,
                       est: dict) -> dict[str, Any]:
     h = headline(args, train, quant, gen, verify, est)
     figures = plots(out, quant, est)

@@ -1,11 +1,11 @@
 """cocotb side of the spikeforge regression: job I/O, reset, memory load, stream driver.
 
 This module runs inside the HDL simulator (imported by cocotb). The host side
-(`spikeforge.sim.rtl_cocotb`) writes a job file, names it in SPIKEFORGE_JOB, and reads back the
+(`spikeforge.sim.rtl`) writes a job file, names it in SPIKEFORGE_JOB, and reads back the
 result file named in SPIKEFORGE_RESULT. The bench only drives and records; every comparison with
 the golden model happens on the host, so a mismatch report never depends on simulator logging.
 
-Cycle numbering (the same as sim/rtl_amaranth.py and the golden model): `rst` is high for two
+Cycle numbering (the same as sim/rtl/amaranth_sim.py and the golden model): `rst` is high for two
 rising edges; the first cycle in which `rst` is low is cycle 0 of the first backend call when
 nothing has to be loaded. Every backend call (a list of commands run back to back) counts its
 cycles from the cycle in which it presents its first command, with the core idle; memory writes
@@ -74,7 +74,7 @@ class Value:
 
 
 class CoreBench:
-    """Drives one SpikeforgeCore's flattened stream ports exactly like sim/rtl_amaranth.py."""
+    """Drives one SpikeforgeCore's flattened stream ports exactly like sim/rtl/amaranth_sim.py."""
 
     def __init__(self, dut, cfg: CoreConfig) -> None:
         self.dut = dut
@@ -161,7 +161,7 @@ class CoreBench:
                            stall_prob: float = 0.3, patience: int = 100_000) -> list[TileOutcome]:
         """Commands back to back; with stall_seed, drop valid/ready at random.
 
-        The random draws happen in the same order as sim/rtl_amaranth.py's testbench, so a seed
+        The random draws happen in the same order as sim/rtl/amaranth_sim.py's testbench, so a seed
         gives the same stall pattern in both simulators. A handshake signal that is X, or
         `patience` cycles without any transfer, stops the run with an error instead of hanging.
         """

@@ -1,13 +1,12 @@
 """Run commands on the generated core in Amaranth's simulator (Python, no external tools).
 
 Used by the block/array tests and as a `verify --sim amaranth` backend. The cocotb/Verilator
-regression drives the same streams the same way (tests/cocotb/).
+regression drives the same streams the same way (sim/rtl/benches/).
 """
 
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass
 
 import numpy as np
 from amaranth.sim import Simulator
@@ -15,12 +14,7 @@ from amaranth.sim import Simulator
 from spikeforge.hw.config import CoreConfig
 from spikeforge.hw.core import SpikeforgeCore
 from spikeforge.sim.cycle import Command, OutputBeat
-
-
-@dataclass
-class RtlTile:
-    accept_cycle: int
-    beats: list[OutputBeat]
+from spikeforge.sim.driver import TileOutcome
 
 
 def build_core(cfg: CoreConfig, weights: np.ndarray | None, thresholds: np.ndarray | None) -> SpikeforgeCore:
@@ -38,12 +32,12 @@ def simulate_commands(
     stall_prob: float = 0.3,
     max_cycles: int = 10_000_000,
     vcd_path: str | None = None,
-) -> list[RtlTile]:
+) -> list[TileOutcome]:
     """Drive the commands back to back; with stall_seed, randomly drop valid/ready."""
     dut = build_core(cfg, weights, thresholds)
     rng = random.Random(stall_seed)
     stalls = stall_seed is not None
-    results: list[RtlTile] = []
+    results: list[TileOutcome] = []
 
     async def bench(ctx):
         cycle = 0
@@ -82,7 +76,7 @@ def simulate_commands(
                     done_tiles += 1
             await ctx.tick()
             if cmd_fire:
-                results.append(RtlTile(cycle, []))
+                results.append(TileOutcome(cycle, []))
                 scanning = cmd_i
                 pending_beats = commands[cmd_i][1]
                 beat_i = 0

@@ -1,4 +1,4 @@
-"""cocotb tests of the whole core (run inside the simulator by spikeforge.sim.rtl_cocotb).
+"""cocotb tests of the whole core (run inside the simulator by spikeforge.sim.rtl).
 
 `tiles`: lists of commands on given memory contents (one backend call per case).
 `network`: whole images through an IntegerNetwork, sequenced by the one NetworkDriver: each
@@ -8,13 +8,12 @@ layer's commands come from `driver.layer_commands`, its RTL beats are assembled 
 
 from __future__ import annotations
 
-import pickle
-
 import cocotb
 import numpy as np
 from sf_bench import CoreBench, Stopwatch, outcome_to_json, read_job, write_result
 
 from spikeforge.hw.config import CoreConfig
+from spikeforge.quant.artifact import load_artifact
 from spikeforge.sim.cycle import Command
 from spikeforge.sim.driver import NetworkDriver
 
@@ -43,9 +42,8 @@ async def tiles(dut) -> None:
 async def network(dut) -> None:
     job = read_job()
     cfg = CoreConfig.from_dict(job["config"])
-    with open(job["network"], "rb") as handle:
-        net = pickle.load(handle)  # written by the host for this run only
-    images = np.load(job["images"])
+    net, _ = load_artifact(job["network"])  # written by the host for this run (sim/rtl/runner.py)
+    images = np.load(job["images"], allow_pickle=False)
     stall_seed = job.get("stall_seed")
     driver = NetworkDriver(net, cfg)
     bench = CoreBench(dut, cfg)

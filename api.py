@@ -1,0 +1,205 @@
+"""The spikeforge library API: every stage of the flow as a typed function.
+
+    from spikeforge import train, quantize, generate, verify, estimate, flow
+
+The `spikeforge` commands are thin wrappers over these functions, and `flow` calls them in turn
+(docs/API.md has the reference and a runnable example). Every function raises a subclass of
+`spikeforge.SpikeforgeError` with a one-line message (field, problem, fix) on bad input.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from spikeforge.hw.config import CoreConfig
+from spikeforge.quant.pipeline import QuantizeResult, quantize_checkpoint
+from spikeforge.sim.rtl.verify import VerifyResult, verify_rtl
+
+__all__ = ["GenerateResult", "QuantizeResult", "TrainResult", "VerifyResult", "estimate", "flow", "generate",
+           "quantize", "train", "verify"]
+
+PathLike = str | os.PathLike
+
+
+# --- train -----------------------------------------------------------------------------------------
+
+
+@dataclass
+class TrainResult:
+    checkpoint: Path  # OUT/checkpoint.pt
+    metrics: dict[str, Any]  # the content of OUT/metrics.json
+    model: Any  # the trained torch module, eval mode
+
+
+def train(
+    method: str = "hoyer",
+    dataset: str = "digits",
+    arch: str = "mlp",
+    *,
+    out: PathLike,
+    hidden: list[int] | None = None,
+    bn: bool = True,
+    epochs: int | None = None,
+    lr: float | None = None,
+    lam: float | None = None,
+    batch_size: int | None = None,
+    seed: int = 0,
+    split_seed: int = 0,
+    threads: int = 1,
+    data_dir: PathLike | None = None,
+    timesteps: int | None = None,
+    reg: str | None = None,
+    p: float = 0.5,
+) -> TrainResult:
+    """Train an SNN (hoyer, heaviside), a ReLU ANN (relu), a BNTT SNN (bntt) or an activity-
+    regularised ReLU net converted to an IF SNN (convert); write OUT/checkpoint.pt + metrics.json."""
+    from spikeforge.model.checkpoint import load_checkpoint
+
+    out = Path(out)
+    if method in ("bntt", "convert"):
+        import importlib
+        from types import SimpleNamespace
+
+        # Bridge until the one trainer loop (issue 15) takes typed options for every method.
+        mod = importlib.import_module(f"spikeforge.model.{method}")
+        defaults = {"epochs": 40, "lr": 1e-3, "batch_size": 64, "lam": None, **getattr(mod, "CLI_DEFAULTS", {})}
+        given = {"epochs": epochs, "lr": lr, "batch_size": batch_size, "lam": lam, "timesteps": timesteps}
+        options = {k: (v if v is not None else defaults.get(k)) for k, v in given.items()}
+        mod.train_from_args(SimpleNamespace(
+            method=method, dataset=dataset, arch=arch, hidden=",".join(map(str, hidden)) if hidden else None,
+            no_bn=not bn, seed=seed, split_seed=split_seed, threads=threads, data_dir=data_dir, reg=reg, p=p,
+            out=str(out), compare_with=None, **options,
+        ))
+        ckpt = load_checkpoint(out / "checkpoint.pt")
+        return TrainResult(out / "checkpoint.pt", ckpt.get("metrics", {}), mod.build_from_checkpoint(ckpt))
+
+    from spikeforge.model.train import TrainConfig
+    from spikeforge.model.train import train as train_one_step
+
+    spec: dict[str, Any] = {"name": arch}
+    if hidden is not None:
+        spec["hidden"] = list(hidden)
+    if not bn:
+        spec["bn"] = False
+    cfg = TrainConfig(method=method, dataset=dataset, arch=spec, seed=seed, split_seed=split_seed,
+                      data_dir=None if data_dir is None else str(data_dir), out=str(out), num_threads=threads,
+                      lr=lr, lam=lam)
+    if epochs is not None:
+        cfg.epochs = epochs
+    if batch_size is not None:
+        cfg.batch_size = batch_size
+    result = train_one_step(cfg)
+    return TrainResult(out / "checkpoint.pt", result.metrics, result.model)
+
+
+# --- quantize --------------------------------------------------------------------------------------
+# quantize(checkpoint, out, *, weight_bits, per_channel, qat_epochs, input_bits, rows, cols, data_dir,
+# seed) -> QuantizeResult(artifact, report, network, core): spikeforge.quant.pipeline.
+
+quantize = quantize_checkpoint
+
+
+# --- generate --------------------------------------------------------------------------------------
+
+
+@dataclass
+class GenerateResult:
+    directory: Path
+    verilog: Path
+    top: str
+    config: CoreConfig
+    manifest: dict[str, Any]  # core.json
+    lint: str | None  # "clean", or None when lint was skipped
+
+
+def generate(
+    out: PathLike,
+    *,
+    rows: int,
+    cols: int,
+    model: PathLike | None = None,
+    weight_bits: int | None = None,
+    acc_bits: int | None = None,
+    skip_window: int | None = None,
+    weight_depth: int | None = None,
+    threshold_depth: int | None = None,
+    max_inputs: int | None = None,
+    lint: bool = True,
+) -> GenerateResult:
+    """Verilog for an R x C core (sized for `model`'s artifact when given, its memories
+    initialised with the model), lint-checked with Verilator, plus core.json and a FuseSoC .core."""
+    from spikeforge.hw.generate import generate as generate_design
+    from spikeforge.hw.generate import lint as lint_design
+    from spikeforge.hw.generate import resolve_config
+
+    network = None
+    if model is not None:
+        from spikeforge.quant.artifact import load_artifact
+
+        network, _ = load_artifact(model)
+    cfg = resolve_config(rows, cols, network, weight_bits=weight_bits, acc_bits=acc_bits, skip_window=skip_window,
+                         weight_depth=weight_depth, threshold_depth=threshold_depth, max_inputs=max_inputs)
+    out = Path(out)
+    manifest = generate_design(cfg, out, network)
+    verilog = out / manifest["verilog"]
+    note = None
+    if lint:
+        lint_design(verilog, manifest["top"])
+        note = "clean"
+    return GenerateResult(out, verilog, manifest["top"], cfg, manifest, note)
+
+
+# --- verify ----------------------------------------------------------------------------------------
+# verify(*, model, rows, cols, samples, vectors, sim, seed, stalls, out, data_dir)
+# -> VerifyResult(ok, config, checks, payload, path): spikeforge.sim.rtl.verify.
+
+verify = verify_rtl
+
+
+# --- estimate --------------------------------------------------------------------------------------
+
+
+def estimate(
+    model: PathLike,
+    *,
+    rows: int,
+    cols: int,
+    weight_bits: int | None = None,
+    skip_window: int = 32,
+    target: str = "ecp5",
+    fast: bool = True,
+    fmax: float | None = None,
+    images: int | None = None,
+    data_dir: PathLike | None = None,
+    out: PathLike | None = None,
+) -> dict[str, Any]:
+    """Latency (exact cycles on the test set), area (calibrated model, or synthesis with
+    fast=False), Fmax and energy of an artifact on an R x C core. Writes estimate.json/.md into
+    `out` when given; returns the report dict."""
+    from spikeforge.hw.layout import config_for_network
+    from spikeforge.sim.estimate import estimate as estimate_point
+    from spikeforge.sim.estimate import load_model_and_data, write_reports
+
+    net, manifest, x, y = load_model_and_data(model, data_dir, images)
+    name = manifest.get("dataset", {}).get("name")
+    cfg = config_for_network(net, rows, cols, weight_bits, skip_window)
+    rep = estimate_point(net, cfg, x, labels=y, target=target, fast=fast, fmax_mhz=fmax)
+    rep["model"] = {"path": str(Path(model).resolve()), "dataset": name}
+    if out is not None:
+        write_reports(rep, out)
+    return rep
+
+
+# --- flow ------------------------------------------------------------------------------------------
+
+
+def flow(out: PathLike = "out/flow", **options: Any) -> dict[str, Any]:
+    """The whole flow (train, quantize, generate, verify, estimate, report), staged, cached and
+    resumable under `out`. `options` are those of `spikeforge.flow_stages.FlowOptions`. Returns the
+    report dict (report.json); `report["ok"]` is False when the RTL sample did not verify."""
+    from spikeforge.flow_stages import Flow, FlowOptions
+
+    return Flow(FlowOptions(out=str(out), **options)).run()

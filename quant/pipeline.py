@@ -1,0 +1,113 @@
+"""Checkpoint -> artifact: the whole quantize stage as one function (the CLI and the flow call it).
+
+Loads a training checkpoint safely, optionally fine-tunes with fake-quantized weights (QAT),
+folds BN and thresholds into integers (fold.py), compares the integer golden model with the
+float model on the test set (report.py), and writes the versioned artifact with its memory init
+files for the requested array and its NIR export (artifact.py, nir_io.py).
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import os
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from spikeforge import __version__
+from spikeforge.hw.config import CoreConfig
+from spikeforge.integer_network import IntegerNetwork
+from spikeforge.quant import quantize as q
+
+
+@dataclass
+class QuantizeResult:
+    """What `quantize_checkpoint` produced."""
+
+    artifact: Path  # the artifact directory, in place
+    report: dict[str, Any]  # float vs integer accuracy, agreement, spike rates (report.json)
+    network: IntegerNetwork
+    core: CoreConfig  # the config the memory init files were written for
+
+
+def core_for(net: IntegerNetwork, rows: int, cols: int, weight_bits: int) -> CoreConfig:
+    """The CoreConfig of the requested array for this network (hw.layout.config_for_network)."""
+    from spikeforge.hw.layout import config_for_network
+
+    return config_for_network(net, rows, cols, weight_bits=max(weight_bits, net.required_weight_bits()))
+
+
+def quantize_checkpoint(
+    checkpoint: str | os.PathLike,
+    out: str | os.PathLike,
+    *,
+    weight_bits: int = 8,
+    per_channel: bool = False,
+    qat_epochs: int = 0,
+    input_bits: int = 8,
+    rows: int = 8,
+    cols: int = 8,
+    data_dir: str | os.PathLike | None = None,
+    seed: int = 0,
+    progress: bool | None = None,
+) -> QuantizeResult:
+    """Quantize `checkpoint` into the artifact directory `out` (replaced atomically)."""
+    from spikeforge.model.data import load_dataset
+    from spikeforge.quant.artifact import write_artifact
+    from spikeforge.quant.nir_io import write_nir
+    from spikeforge.quant.report import build_report, to_json, to_markdown
+
+    q.check_bits(weight_bits, input_bits)
+    if isinstance(qat_epochs, bool) or not isinstance(qat_epochs, int) or qat_epochs < 0:
+        raise q.QuantError(f"--qat-epochs {qat_epochs} is negative; use 0 (no fine-tuning) or more")
+    CoreConfig(rows=rows, cols=cols)  # refuse bad --rows/--cols before any work
+
+    ckpt = q.load_checkpoint(checkpoint)
+    q.check_method(ckpt["method"])
+    sha = hashlib.sha256(Path(checkpoint).read_bytes()).hexdigest()
+    model = q.build_model(ckpt)
+    iq = getattr(model, "input_quant", {"low": 0.0, "high": 1.0})
+    if (iq.get("low"), iq.get("high")) != (0.0, 1.0):
+        raise q.QuantError(f"model.input_quant range {iq} is not [0, 1]; retrain with pixels in [0, 1]")
+
+    dsinfo = ckpt["dataset"]
+    ds = load_dataset(dsinfo["name"], data_dir or ckpt.get("data_dir"), int(dsinfo.get("split_seed", 0)))
+    folded = model
+    if qat_epochs > 0:
+        lam = float(ckpt.get("lambda") or 0.0) if ckpt["method"] == "hoyer" else 0.0
+        folded = q.qat_finetune(
+            copy.deepcopy(model), ds.x_train, ds.y_train, weight_bits, per_channel, qat_epochs,
+            seed=seed, lam=lam, progress=sys.stdout.isatty() if progress is None else progress,
+        )
+    qres = q.quantize_module(folded, dsinfo, weight_bits, per_channel, input_bits)
+    qres.network.meta["dataset"] = dsinfo["name"]
+    report = build_report(folded, qres, ds.x_test, ds.y_test, reference=model if folded is not model else None)
+
+    net = qres.network
+    extra = {
+        "per_channel": bool(per_channel),
+        "provenance": {
+            "checkpoint": str(Path(checkpoint).resolve()),
+            "checkpoint_sha256": sha,
+            "method": ckpt["method"],
+            "arch": ckpt["arch"],
+            "qat_epochs": qat_epochs,
+            "seed": seed,
+            "float_accuracy": report["float_accuracy"],
+            "integer_accuracy": report["integer_accuracy"],
+            "agreement": report["agreement"],
+            "created_by": f"spikeforge {__version__}",
+        },
+        "folding": [f.to_dict() for f in qres.folds],
+        "nir_file": "network.nir",
+    }
+    scales = [f.scale for f in qres.folds]
+    core = core_for(net, rows, cols, weight_bits)
+    path = write_artifact(
+        out, net, weight_bits, extra, core=core,
+        files={"report.json": to_json(report), "report.md": to_markdown(report)},
+        writers=[lambda tmp: write_nir(net, tmp / "network.nir", scales)],
+    )
+    return QuantizeResult(Path(path), report, net, core)

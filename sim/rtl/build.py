@@ -1,0 +1,230 @@
+"""Builds of the generated RTL for cocotb: Verilog from hw/, compiled once per design.
+
+`build(cfg, sim, kind)` compiles (or reuses) the core, or one of its blocks, for Verilator or
+Icarus, into `<build root>/<sim>/<config digest>[-kind][-net...][-waves]/`. A stamp records a hash
+of the hw/ sources and amaranth's version, so editing the RTL rebuilds; a file lock makes parallel
+processes (pytest workers, two commands) build each design once, and a shared lock keeps a
+simulation from running in a folder that another process is replacing.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import json
+import os
+import shutil
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from spikeforge import SpikeforgeError
+from spikeforge.hw.config import CoreConfig
+from spikeforge.hw.generate import LINT_WAIVERS
+from spikeforge.integer_network import IntegerNetwork
+
+SIMULATORS = ("verilator", "icarus")
+BUILD_RECIPE = 2  # bump when the way a design is built changes (flags, source transformations)
+BLOCKS = ("core", "pe", "scanner", "threshold")
+BUILD_ENV = "SPIKEFORGE_BUILD_DIR"
+PACKAGE_ROOT = Path(__file__).resolve().parent.parent.parent
+BENCH_DIR = Path(__file__).resolve().parent / "benches"
+HW_DIR = PACKAGE_ROOT / "hw"
+TIMESCALE = ("1ns", "1ps")
+# The hw/ modules the generated Verilog depends on (synthesis scripts etc. are left out).
+RTL_SOURCES = ("lint_waivers.vlt", "config.py", "core.py", "generate.py", "pe.py", "scanner.py", "threshold.py",
+               "tokens.py")
+
+
+class RtlError(SpikeforgeError):
+    """The simulation itself failed (build error, crash, no result); the message names the log."""
+
+
+# ---------------------------------------------------------------------------------------------
+# tools and builds
+
+
+def require_simulator(sim: str) -> None:
+    """Raise ToolError (one line, with the fix) when `sim` cannot be used here."""
+    from spikeforge.toolchain import configure_environment, require
+
+    if sim not in SIMULATORS:
+        raise RtlError(f"--sim {sim!r} is unknown; use one of {', '.join(SIMULATORS)}")
+    configure_environment()
+    if sim == "verilator":
+        require("verilator")
+        require("cxx")
+    else:
+        require("icarus")
+    if not BENCH_DIR.is_dir():
+        raise RtlError(f"the cocotb testbench folder {BENCH_DIR} is missing; run from a spikeforge source checkout")
+
+
+def build_root() -> Path:
+    root = os.environ.get(BUILD_ENV)
+    return Path(root).resolve() if root else PACKAGE_ROOT / "build" / "cocotb"
+
+
+def _source_hash() -> str:
+    """Hash of everything that shapes the Verilog besides the config: hw/ and amaranth's version."""
+    import amaranth
+
+    h = hashlib.sha256(amaranth.__version__.encode())
+    for path in sorted(HW_DIR / name for name in RTL_SOURCES):
+        h.update(path.name.encode())
+        h.update(path.read_bytes())
+    return h.hexdigest()[:16]
+
+
+def block_verilog(kind: str, cfg: CoreConfig, network: IntegerNetwork | None = None) -> tuple[str, str]:
+    """(top module name, Verilog text) of the core or one of its blocks for `cfg`."""
+    from amaranth.back import verilog
+
+    if kind == "core":
+        from spikeforge.hw.generate import verilog_text
+
+        weights = thresholds = None
+        if network is not None:
+            from spikeforge.hw.layout import memory_images, plan_layout
+
+            weights, thresholds = memory_images(network, plan_layout(network, cfg))
+        return cfg.top_name, verilog_text(cfg, weights, thresholds)
+    if kind == "pe":
+        from spikeforge.hw.pe import ProcessingElement
+
+        component = ProcessingElement(cfg)
+    elif kind == "scanner":
+        from spikeforge.hw.scanner import ZeroSkipScanner
+
+        component = ZeroSkipScanner(cfg)
+    elif kind == "threshold":
+        from spikeforge.hw.threshold import ThresholdUnit
+
+        component = ThresholdUnit(cfg)
+    else:
+        raise RtlError(f"block {kind!r} is unknown; use one of {', '.join(BLOCKS)}")
+    # Module names end in _block: none of the blocks has a port of that name.
+    top = f"sf_{kind}_block"
+    return top, verilog.convert(component, name=top, emit_src=False)
+
+
+def icarus_compatible(text: str) -> str:
+    """Amaranth's combinational processes as SystemVerilog `always_comb` for Icarus.
+
+    Yosys writes them as `always @*` and relies on a register initialiser to trigger them at
+    time 0; Icarus 11 runs initialisers before any process waits, so a process whose inputs do
+    not change after reset (the FSM's `cmd.ready`, `idle`) would show X until they do.
+    `always_comb` is evaluated once at time 0 by definition. Only the process keyword changes
+    (Icarus warns that it widens some sensitivity lists, which is harmless).
+    """
+    return text.replace("always @*", "always_comb")
+
+
+@dataclass(frozen=True)
+class Build:
+    sim: str
+    kind: str
+    top: str
+    directory: Path
+    waves: bool
+    cfg: CoreConfig
+    seconds: float  # build time; 0.0 when it came from the cache
+
+
+def _network_hash(network: IntegerNetwork) -> str:
+    h = hashlib.sha256()
+    for layer in network.layers:
+        for name in ("weight", "threshold", "mode"):
+            arr = getattr(layer, name, None)
+            if arr is not None:
+                h.update(np.ascontiguousarray(np.asarray(arr, dtype=np.int64)).tobytes())
+        h.update(repr((layer.kind, getattr(layer, "in_shape", None))).encode())
+    return h.hexdigest()[:12]
+
+
+@contextlib.contextmanager
+def _locked(path: Path, shared: bool = False) -> Iterator[None]:
+    """An flock on `path`: exclusive while a design is (re)built, shared while it is simulated,
+    so no simulation runs from a build folder another process is replacing."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a+") as handle:
+        fcntl.flock(handle, fcntl.LOCK_SH if shared else fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def build(cfg: CoreConfig, sim: str = "verilator", kind: str = "core", waves: bool = False,
+          network: IntegerNetwork | None = None) -> Build:
+    """Compile (or reuse) the simulation of `kind` for cfg. `network` bakes its weights into the
+    Verilog's memory init (the `generate --model` path); otherwise memories start at zero and the
+    bench loads them through the `load` port."""
+    from cocotb_tools.runner import get_runner
+
+    require_simulator(sim)
+    name = cfg.digest() + ("" if kind == "core" else f"-{kind}")
+    if network is not None:
+        name += f"-net{_network_hash(network)}"
+    if waves:
+        name += f"-waves-{wave_format(sim)}"
+    directory = build_root() / sim / name
+    stamp = directory / "built.json"
+    want = {"config": cfg.to_dict(), "kind": kind, "sim": sim, "waves": waves, "sources": _source_hash(),
+            "recipe": BUILD_RECIPE}
+    with _locked(directory.with_name(name + ".lock")):
+        if stamp.is_file():
+            try:
+                if json.loads(stamp.read_text()).get("key") == want:
+                    top = json.loads(stamp.read_text())["top"]
+                    return Build(sim, kind, top, directory, waves, cfg, 0.0)
+            except (OSError, ValueError, KeyError):
+                pass
+        shutil.rmtree(directory, ignore_errors=True)
+        directory.mkdir(parents=True)
+        start = time.perf_counter()
+        top, text = block_verilog(kind, cfg, network)
+        if sim == "icarus":
+            text = icarus_compatible(text)
+        source = directory / f"{top}.v"
+        source.write_text(text)
+        runner = get_runner(sim)
+        log = directory / "build.log"
+        # The same narrow waivers as `spikeforge generate`'s lint (Amaranth's width idioms); any
+        # other Verilator warning stops the build.
+        build_args = [str(LINT_WAIVERS)] if sim == "verilator" else []
+        if sim == "verilator" and waves and wave_format(sim) == "fst":
+            build_args.append("--trace-fst")
+        try:
+            runner.build(sources=[source], hdl_toplevel=top, build_dir=directory, always=True, waves=waves,
+                         build_args=build_args, timescale=TIMESCALE, log_file=log)
+        except (RuntimeError, SystemExit, OSError, ValueError) as exc:
+            raise RtlError(f"{sim} build of {top} failed ({exc}); see {log}") from None
+        seconds = time.perf_counter() - start
+        tmp = stamp.with_name(".built.json.tmp")
+        tmp.write_text(json.dumps({"key": want, "top": top, "seconds": seconds}, indent=1))
+        os.replace(tmp, stamp)
+    return Build(sim, kind, top, directory, waves, cfg, seconds)
+
+
+
+def wave_format(sim: str) -> str:
+    """FST where it can be written: Icarus always; Verilator 5.048's FST writer needs the lz4
+    headers (liblz4-dev), without them it writes VCD."""
+    if sim == "icarus":
+        return "fst"
+    includes = [Path("/usr/include"), Path("/usr/local/include")]
+    includes += [Path(p) for p in os.environ.get("CPATH", "").split(os.pathsep) if p]
+    return "fst" if any((d / "lz4.h").is_file() for d in includes) else "vcd"
+
+
+def waves_path(run_dir: Path) -> Path:
+    for ext in ("fst", "vcd"):
+        if (run_dir / f"waves.{ext}").is_file():
+            return run_dir / f"waves.{ext}"
+    return run_dir / "waves.fst"
+

@@ -1,0 +1,81 @@
+"""The schedule: the one statement of how many cycles the core spends, from a command's inputs.
+
+Every cycle figure in spikeforge comes from here: the cycle-accurate model (sim/cycle.py), the
+network driver (sim/driver.py), the estimator's vectorised counts (sim/estimate/counts.py) and
+the energy counts. hw/core.py implements the same contract in RTL, and the regressions compare
+the RTL cycle by cycle with the numbers below (docs/ARCHITECTURE.md, "Timing contract").
+
+Contract (no stalls; cycle c0 = the cycle a command is accepted):
+- scan slots   S = sum over input words of max(1, popcount(word)) + (n_planes - 1)
+- scan         one slot per cycle in c0+2 .. e, e = c0 + 1 + S
+- flush        e+1 .. e+R+C-1 (the last token reaches PE (R-1, C-1))
+- drain        d0 = e + R + C; output beat k (PE row R-1-k) leaves in cycle d0 + 1 + k
+- next accept  d0 + R, which is also the cycle of the last beat
+So one command occupies the core for `command_cycles` = 1 + S + 2R + C cycles (accept to next
+accept), a tile takes `tile_cycles` = S + 2R + C + 2 cycles from accept to last beat (both
+included), and commands issued back to back take sum(command_cycles) + 1 cycles.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from spikeforge.hw.config import CoreConfig
+
+
+def scan_slots(beats: Sequence[int], n_planes: int) -> int:
+    """S of one command from its input beats (skip-window masks, plane-major)."""
+    return sum(max(1, int(b).bit_count()) for b in beats) + (n_planes - 1)
+
+
+def scan_slots_batch(values: np.ndarray, n_planes: int, window: int) -> tuple[np.ndarray, np.ndarray, int]:
+    """S for many commands at once, straight from their unsigned inputs.
+
+    values: [..., fan_in] integers (spikes 0/1, or n_planes-bit pixels). Returns (S[...],
+    active[...], n_words), where active is the number of set (input, plane) bits: the ideal
+    accumulate count of the command.
+    """
+    values = np.asarray(values, dtype=np.int64)
+    fan_in = values.shape[-1]
+    words = max(1, -(-fan_in // window))
+    padded = np.zeros(values.shape[:-1] + (words * window,), dtype=np.int64)
+    padded[..., :fan_in] = values
+    slots = np.zeros(values.shape[:-1], dtype=np.int64)
+    active = np.zeros(values.shape[:-1], dtype=np.int64)
+    for plane in range(n_planes):
+        pop = ((padded >> plane) & 1).reshape(values.shape[:-1] + (words, window)).sum(axis=-1)
+        slots += np.maximum(pop, 1).sum(axis=-1)
+        active += pop.sum(axis=-1)
+    return slots + n_planes - 1, active, words
+
+
+def dense_slots(fan_in: int, n_planes: int) -> int:
+    """S of the same core without zero-skipping: every input bit of every plane costs a slot."""
+    return n_planes * fan_in + n_planes - 1
+
+
+def command_cycles(cfg: CoreConfig, slots):
+    """Cycles a command occupies the core, from its accept to the next command's accept."""
+    return 1 + slots + 2 * cfg.rows + cfg.cols
+
+
+def tile_cycles(cfg: CoreConfig, slots):
+    """Cycles from a command's accept to its last output beat, both included."""
+    return command_cycles(cfg, slots) + 1
+
+
+def tile_timing(cfg: CoreConfig, slots: int, accept_cycle: int) -> tuple[list[int], int]:
+    """(output beat cycles, next accept cycle) of a command with S = slots accepted at accept_cycle."""
+    next_accept = accept_cycle + command_cycles(cfg, slots)
+    # The drain emits one beat per row, the last in the cycle the next command can be accepted.
+    beat_cycles = [next_accept - (cfg.rows - 1 - k) for k in range(cfg.rows)]
+    return beat_cycles, next_accept
+
+
+def back_to_back_cycles(cfg: CoreConfig, slots):
+    """Cycles of commands issued back to back, first accept to last beat, both included.
+
+    slots: an array [..., commands] of S per command; the sum runs over the last axis."""
+    return np.sum(command_cycles(cfg, np.asarray(slots)), axis=-1) + 1
