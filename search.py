@@ -408,6 +408,8 @@ def _worker_main(p: Plan, worker: int) -> None:
     except SpikeforgeError as exc:
         print(f"spikeforge search: worker {worker}: error: {_one_line(exc)}", file=sys.stderr, flush=True)
         sys.exit(2)
+    except KeyboardInterrupt:  # Ctrl-C reaches every worker; its running trial is marked FAIL
+        sys.exit(130)
 
 
 def run_workers(p: Plan, log=print) -> list[int | None]:

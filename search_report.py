@@ -82,6 +82,7 @@ def write_results(p, study, log=print) -> dict[str, Any]:
 
     rows = trial_rows(p, study)
     front = front_order(p, rows)
+    remove_leftovers(p, study)
     result: dict[str, Any] = {
         "schema": RESULTS_SCHEMA, "schema_version": 1, "study": p.study_name, "storage": redact(p.storage_url),
         "options": p.identity(), "trials_wanted": p.opts.trials, "states": state_counts(study),
@@ -103,6 +104,20 @@ def write_results(p, study, log=print) -> dict[str, Any]:
         raise SpikeforgeError(f"RTL verification failed for trial {bad[0]['trial']}: {bad[0]['message']} "
                               f"(details in {p.out / 'pareto.json'})")
     return result
+
+
+def remove_leftovers(p, study) -> None:
+    """Temp folders of trials that ended without renaming theirs into place (a killed worker):
+    only those of trials that are no longer RUNNING, and only names this search gives them."""
+    import re
+    import shutil
+
+    running = {t.number for t in study.get_trials(deepcopy=False) if t.state.name == "RUNNING"}
+    if p.trials_dir.is_dir():
+        for entry in p.trials_dir.iterdir():
+            m = re.fullmatch(r"\.(\d{5})\.tmp-\w+", entry.name)
+            if m and entry.is_dir() and int(m.group(1)) not in running:
+                shutil.rmtree(entry, ignore_errors=True)
 
 
 def _write_json(p, result: dict[str, Any]) -> None:

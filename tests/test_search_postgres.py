@@ -161,3 +161,7 @@ def test_two_workers_share_one_study_and_survive_a_killed_worker(server, tmp_pat
             assert retries == []
     numbers = [t.number for t in study.get_trials(states=(optuna.trial.TrialState.COMPLETE,))]
     assert len(set(numbers)) == 12
+    # The killed trials' half-built folders are gone; each trial this machine completed has its own.
+    entries = {p.name for p in (out_b / "trials" / STUDY).iterdir()}
+    assert not [e for e in entries if e.startswith(".")], entries
+    assert entries and entries <= {f"{n:05d}" for n in numbers}
