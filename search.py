@@ -15,18 +15,19 @@ heartbeat; a trial whose worker died (no heartbeat for the grace period) is mark
 next worker that looks, and its parameters are queued again once. `--trials N` is the number of
 COMPLETE trials the study needs: a worker takes trials until N are complete, waits while the rest
 are running elsewhere, and rerunning the same command continues the study.
+
+search_space.py states the space, objectives and constraints; search_storage.py the output
+folder, storage, study and sampler; search_report.py the result files and the RTL check.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import math
 import os
 import socket
 import sys
 import time
-import warnings
 from pathlib import Path
 from typing import Any
 
@@ -38,12 +39,22 @@ from spikeforge.search_space import (
     Dim,
     SearchError,
     narrow_space,
+    one_line,
     parse_constraint,
     parse_objectives,
 )
+from spikeforge.search_storage import (
+    claim_out,
+    make_sampler,
+    open_storage,
+    open_study,
+    redact,
+    storage_url,
+)
 
 SAMPLERS = ("tpe", "nsga2", "random")
-STALE_RETRIES = 1  # a trial whose worker died runs once more; one that kills its worker twice is dropped
+# The sources a trial's figures depend on: trainer, quantizer, integer model, core and cost models.
+TRIAL_CODE = ("model", "api.py", "quant", "integer_network.py", "hw", "sim")
 SCHEMA = "spikeforge-search"
 
 
@@ -86,14 +97,17 @@ class Plan:
     objectives: list[str]
     constraints: list[Constraint]
     space: tuple[Dim, ...]
+    code: str = ""  # digest of the trial's code (TRIAL_CODE)
 
     def identity(self) -> dict[str, Any]:
-        """What makes two runs the same study (every option but the trial count and the workers)."""
+        """What makes two runs the same study: every option but the trial count and the workers,
+        and the code that computes a trial's figures (a changed trainer or cost model must not
+        mix its figures with the old ones in one study)."""
         o = self.opts
         return {"schema": SCHEMA, "schema_version": 1, "dataset": o.dataset, "arch": o.arch, "method": "hoyer",
                 "objectives": self.objectives, "constraints": [str(c) for c in self.constraints],
                 "space": [d.to_dict() for d in self.space], "epochs": o.epochs, "qat_epochs": o.qat_epochs,
-                "images": o.images, "seed": o.seed}
+                "images": o.images, "seed": o.seed, "code": self.code}
 
     @property
     def trials_dir(self) -> Path:
@@ -130,119 +144,10 @@ def plan(opts: SearchOptions) -> Plan:
     if not study or "/" in study or study.startswith(".") or len(study) > 100:
         raise SearchError(f"--study {study!r}: use a name of at most 100 characters without '/', "
                           "not starting with '.'")
-    return Plan(opts, out, url, study, objectives, constraints, space)
+    from spikeforge.flow_stages import code_digest
 
-
-def claim_out(out: str, force: bool = False) -> Path:
-    """The one place --out is checked and claimed (a folder `spikeforge search` keeps and continues).
-
-    Uses the shared output-folder protection (spikeforge.outputs.claim_dir) where it exists;
-    until it lands, refuses a non-empty folder that a search did not write (marker file below).
-    """
-    try:
-        from spikeforge.outputs import claim_dir  # type: ignore[import-not-found]
-    except ImportError:
-        claim_dir = None
-    if claim_dir is not None:
-        return Path(claim_dir(out, "search", force=force))
-    target = Path(os.path.abspath(os.path.expanduser(out)))
-    marker = target / ".spikeforge-search"
-    if target.exists() and not target.is_dir():
-        raise SearchError(f"--out {out} is an existing file; give a new or empty folder")
-    if target.is_dir() and any(target.iterdir()) and not marker.is_file():
-        raise SearchError(f"--out {out} is a non-empty folder that spikeforge search did not write; "
-                          "give a new or empty folder")
-    target.mkdir(parents=True, exist_ok=True)
-    marker.touch()
-    return target
-
-
-def storage_url(storage: str | None, out: Path) -> str:
-    """The SQLAlchemy URL: an SQLite file in --out by default; postgresql:// picks an installed driver."""
-    if storage is None:
-        return f"sqlite:///{out / 'study.db'}"
-    scheme = storage.split("://", 1)[0] if "://" in storage else ""
-    if scheme.startswith("sqlite"):
-        return storage
-    if scheme.split("+")[0] in ("postgresql", "postgres"):
-        if scheme in ("postgresql", "postgres"):
-            import importlib.util
-
-            if importlib.util.find_spec("psycopg") is not None:
-                return "postgresql+psycopg://" + storage.split("://", 1)[1]
-            if importlib.util.find_spec("psycopg2") is None:
-                raise SearchError("--storage postgresql://... needs a PostgreSQL driver; install it: "
-                                  "pip install 'spikeforge[postgres]'")
-            return "postgresql://" + storage.split("://", 1)[1]
-        return storage
-    if scheme.split("+")[0] == "mysql":
-        return storage
-    raise SearchError(f"--storage {redact(storage)!r}: give sqlite:///FILE or postgresql://USER@HOST:PORT/DB")
-
-
-def redact(url: str) -> str:
-    """The URL with its password hidden (for messages and search.json)."""
-    try:
-        from sqlalchemy.engine import make_url
-
-        return make_url(url).render_as_string(hide_password=True)
-    except Exception:  # noqa: BLE001 - a malformed URL is shown without anything after the scheme
-        return url.split("://", 1)[0] + "://..."
-
-
-def open_storage(p: Plan):
-    """The Optuna RDB storage with heartbeats; a stale trial is failed and its parameters queued once more."""
-    import optuna
-
-    warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
-    engine = {"connect_args": {"timeout": 60}} if p.storage_url.startswith("sqlite") else {"pool_pre_ping": True}
-    grace = p.opts.grace or 3 * p.opts.heartbeat
-    try:
-        return optuna.storages.RDBStorage(
-            p.storage_url, engine_kwargs=engine, heartbeat_interval=p.opts.heartbeat, grace_period=grace,
-            heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=STALE_RETRIES))
-    except Exception as exc:  # sqlalchemy/driver errors: one line, without the password
-        raise SearchError(f"--storage {redact(p.storage_url)}: cannot open it ({type(exc).__name__}: "
-                          f"{_one_line(exc)[:300]})") from None
-
-
-def open_study(p: Plan, storage, sampler=None, create: bool = False):
-    """Create (or load) the study and refuse one that was started with other options."""
-    import optuna
-
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    directions = [OBJECTIVES[o][0] for o in p.objectives]
-    if create:
-        study = optuna.create_study(storage=storage, study_name=p.study_name, directions=directions,
-                                    sampler=sampler, load_if_exists=True)
-        saved = study.user_attrs.get("spikeforge_search")
-        if saved is None:
-            study.set_user_attr("spikeforge_search", p.identity())
-            study.set_metric_names(p.objectives)
-        elif saved != p.identity():
-            diff = sorted(k for k in set(saved) | set(p.identity()) if saved.get(k) != p.identity().get(k))
-            raise SearchError(f"--study {p.study_name} was started with other options ({', '.join(diff)} differ: "
-                              f"{ {k: saved.get(k) for k in diff} }); rerun with those options or give a new --study")
-        if [d.name.lower() for d in study.directions] != directions:
-            raise SearchError(f"--study {p.study_name} optimises other directions; give a new --study")
-        return study
-    return optuna.load_study(study_name=p.study_name, storage=storage, sampler=sampler)
-
-
-def make_sampler(p: Plan, worker: int, existing: int):
-    """The sampler of one worker; its seed differs per worker and per resumption, so workers and
-    reruns do not repeat each other's random start."""
-    import optuna
-
-    seed = int(hashlib.sha256(f"{p.opts.seed}:{worker}:{existing}".encode()).hexdigest()[:8], 16)
-    # Constraints need no sampler option: each trial records them (Trial.set_constraint) and
-    # Optuna's samplers and Pareto fronts read them from the trial.
-    if p.opts.sampler == "nsga2":
-        return optuna.samplers.NSGAIISampler(seed=seed, population_size=max(4, min(20, p.opts.trials // 2)))
-    if p.opts.sampler == "random":
-        return optuna.samplers.RandomSampler(seed=seed)
-    return optuna.samplers.TPESampler(seed=seed, multivariate=True, constant_liar=True,
-                                      n_startup_trials=max(4, min(10, p.opts.trials // 4)))
+    code = code_digest(Path(__file__).resolve().parent, TRIAL_CODE)
+    return Plan(opts, out, url, study, objectives, constraints, space, code)
 
 
 def suggest(trial, space: tuple[Dim, ...]) -> dict[str, Any]:
@@ -314,10 +219,6 @@ def evaluate(p: Plan, params: dict[str, Any], folder: Path) -> dict[str, Any]:
     return {k: (v.item() if hasattr(v, "item") else v) for k, v in figures.items()}
 
 
-def _one_line(exc: BaseException) -> str:
-    return " ".join(str(exc).split())
-
-
 def _complete(study) -> list:
     from optuna.trial import TrialState
 
@@ -349,8 +250,8 @@ def run_worker(p: Plan, worker: int = 0, log=print) -> int:
         try:
             figures = evaluate(p, params, p.trials_dir / f"{trial.number:05d}")
         except SpikeforgeError as exc:
-            trial.set_user_attr("error", _one_line(exc)[:500])
-            log(f"trial {trial.number} [{host}:{pid}] failed: {_one_line(exc)}")
+            trial.set_user_attr("error", one_line(exc)[:500])
+            log(f"trial {trial.number} [{host}:{pid}] failed: {one_line(exc)}")
             raise
         figures["trial_s"] = time.perf_counter() - started
         for key in FIGURES + ("fmax_source", "config_digest"):
@@ -406,7 +307,7 @@ def _worker_main(p: Plan, worker: int) -> None:
     try:
         run_worker(p, worker, log=lambda text: print(text, flush=True))
     except SpikeforgeError as exc:
-        print(f"spikeforge search: worker {worker}: error: {_one_line(exc)}", file=sys.stderr, flush=True)
+        print(f"spikeforge search: worker {worker}: error: {one_line(exc)}", file=sys.stderr, flush=True)
         sys.exit(2)
     except KeyboardInterrupt:  # Ctrl-C reaches every worker; its running trial is marked FAIL
         sys.exit(130)

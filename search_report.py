@@ -78,7 +78,7 @@ def state_counts(study) -> dict[str, int]:
 
 def write_results(p, study, log=print) -> dict[str, Any]:
     """Write the result files (and verify the top points); the content of pareto.json."""
-    from spikeforge.search import redact
+    from spikeforge.search_storage import redact
 
     rows = trial_rows(p, study)
     front = front_order(p, rows)

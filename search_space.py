@@ -68,6 +68,11 @@ _LIMITS = {"hidden_width": (1, 4096), "hidden_layers": (1, 2), "weight_bits": (2
 _SKIP_WINDOWS = (1, 2, 4, 8, 16, 32, 64)  # hw/config.py SKIP_WINDOWS (not imported: keeps --help light)
 
 
+def one_line(exc: BaseException) -> str:
+    """An error message on one line (the CLI's contract)."""
+    return " ".join(str(exc).split())
+
+
 def space_help() -> str:
     """The search space and the objectives as --help text."""
     lines = ["search space (narrow it with --space NAME=V1,V2 or --space lam=LOW:HIGH):"]

@@ -73,7 +73,8 @@ def test_stale_running_trial_is_failed_and_queued_again(tmp_path):
     """A trial left RUNNING by a dead worker (its heartbeat stopped) is failed, not lost: the
     next worker marks it FAIL after the grace period and runs its parameters again."""
     out = tmp_path / "s"
-    from spikeforge.search import SearchOptions, open_storage, open_study, plan
+    from spikeforge.search import SearchOptions, plan
+    from spikeforge.search_storage import open_storage, open_study
 
     space = tuple(CHEAP[i + 1] for i, a in enumerate(CHEAP) if a == "--space") + ("rows=2", "cols=2")
     p = plan(SearchOptions(out=str(out), trials=1, heartbeat=1, grace=2, epochs=1, images=60, verify_top=0,
@@ -145,3 +146,18 @@ def test_constraint_violation():
     assert c.violation({"accuracy": 0.98}) < 0 < c.violation({"accuracy": 0.9})
     assert parse_constraint("luts<=2000").figure == "lut4"
     assert math.isinf(c.violation({}))
+
+
+def test_study_started_by_other_code_is_refused(tmp_path):
+    """A changed trainer or cost model must not add its figures to a study of the old ones."""
+    import dataclasses
+
+    from spikeforge.search import SearchOptions, plan
+    from spikeforge.search_space import SearchError
+    from spikeforge.search_storage import open_storage, open_study
+
+    p = plan(SearchOptions(out=str(tmp_path / "s"), trials=1))
+    open_study(p, open_storage(p), create=True)
+    changed = dataclasses.replace(p, code="0" * 16)
+    with pytest.raises(SearchError, match="other spikeforge code"):
+        open_study(changed, open_storage(changed), create=True)

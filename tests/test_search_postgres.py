@@ -18,7 +18,7 @@ from pathlib import Path
 import pg_server
 import pytest
 
-from spikeforge.search import STALE_RETRIES
+from spikeforge.search_storage import STALE_RETRIES
 
 optuna = pytest.importorskip("optuna")
 
