@@ -170,5 +170,5 @@ FIGURES = (
     "accuracy", "float_accuracy", "agreement", "hidden_spike_rate", "cycles_mean", "cycles_p99",
     "dense_cycles_mean", "speedup_vs_dense", "latency_us", "latency_us_p99", "fmax_mhz", "lut4", "ff", "ebr",
     "dpr16x4", "ge_logic", "energy_nj", "pj_per_synop", "dnn_energy_nj", "acc_bits", "weight_depth",
-    "train_s", "quantize_s", "estimate_s", "trial_s",
+    "train_s", "quantize_s", "estimate_s", "trial_s", "trial_cpu_s",
 )

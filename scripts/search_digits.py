@@ -83,9 +83,9 @@ def main(argv: list[str] | None = None) -> int:
            f"--constraint 'accuracy>=0.97' --verify-top {args.verify_top} --out {opts.out}")
     result = run_search(opts, log=lambda t: print(t, flush=True))
     p = plan(opts)
-    trials = [r for r in csv.DictReader((out / "search" / "trials.csv").open()) if r["feasible"] == "True"]
+    trials = list(csv.DictReader((out / "search" / "trials.csv").open()))
     found = [{"label": f"trial {r['trial']}", "trial": int(r["trial"]), "accuracy": float(r["accuracy"]),
-              "latency_us": float(r["latency_us"]), "lut4": float(r["lut4"]),
+              "latency_us": float(r["latency_us"]), "lut4": float(r["lut4"]), "feasible": r["feasible"] == "True",
               "params": {d.name: (float(r[d.name]) if d.log_range else int(r[d.name])) for d in SPACE}}
              for r in trials]
     sweep = sweep_points()
@@ -100,27 +100,41 @@ def main(argv: list[str] | None = None) -> int:
         return seeded[point["label"]]
 
     for name, key, unit in PLANES:
+        sweep_front = front(sweep, key)
+        floor = min(s["accuracy"] for s in sweep_front) - 0.01
+        candidates = [f for f in front(found, key) if f["accuracy"] >= floor]  # retrained with the seeds
         rows = []
-        for s in front(sweep, key):
+        for s in sweep_front:
+            ss = seeded_of(s)
+            row = {"sweep": s["label"], "sweep_accuracy": s["accuracy"], "sweep_cost": s[key], "sweep_seeds": ss,
+                   "match": None, "match_mean": None}
             beaters = [f for f in found if f["accuracy"] >= s["accuracy"] and f[key] <= s[key]]
-            best = min(beaters, key=lambda f: (f[key], -f["accuracy"])) if beaters else None
-            row = {"sweep": s["label"], "sweep_accuracy": s["accuracy"], "sweep_cost": s[key],
-                   "sweep_seeds": seeded_of(s), "match": None}
-            if best is not None:
+            if beaters:  # on the search's own figures (seed 0)
+                best = min(beaters, key=lambda f: (f[key], -f["accuracy"]))
                 row.update(match=best["label"], match_accuracy=best["accuracy"], match_cost=best[key],
-                           match_params=best["params"], match_seeds=seeded_of(best))
+                           match_params=best["params"])
+            cost = "latency_us_mean" if key == "latency_us" else "lut4_mean"
+            means = [f for f in candidates if seeded_of(f)["accuracy_mean"] >= ss["accuracy_mean"]
+                     and seeded_of(f)[cost] <= ss[cost]]
+            if means:  # on means over the further seeds, for both sides
+                best = min(means, key=lambda f: (seeded_of(f)[cost], -seeded_of(f)["accuracy_mean"]))
+                row.update(match_mean=best["label"], match_mean_params=best["params"], match_mean_seeds=seeded_of(best),
+                           match_mean_cost=seeded_of(best)[cost], sweep_mean_cost=ss[cost])
             rows.append(row)
         undominated = [f["label"] for f in found
                        if not any(dominates((-s["accuracy"], s[key]), (-f["accuracy"], f[key])) for s in sweep)]
         report["planes"][name] = {"key": key, "unit": unit, "rows": rows, "undominated_by_sweep": undominated,
-                                  "search_front": front(found, key)}
+                                  "search_front": front(found, key),
+                                  "candidates": {f["label"]: seeded_of(f) for f in candidates}}
     atomic_write_text(out / "search-digits.json", json.dumps({**report, "seeded": seeded}, indent=2) + "\n")
     doc = Path(args.doc)
     plot(sweep, found, report, doc.with_suffix(".png"))
     atomic_write_text(doc, markdown(report, seeded, args, doc.with_suffix(".png").name))
     ok = all(r["match"] for plane in report["planes"].values() for r in plane["rows"])
-    print(f"wrote {doc} and {doc.with_suffix('.png')}; every sweep front point matched: {ok}")
-    return 0 if ok else 1
+    ok_mean = all(r["match_mean"] for plane in report["planes"].values() for r in plane["rows"])
+    print(f"wrote {doc} and {doc.with_suffix('.png')}; every sweep front point matched on seed 0: {ok}, "
+          f"on seed means: {ok_mean}")
+    return 0 if ok and ok_mean else 1
 
 
 def _pct(x: float) -> str:
@@ -138,22 +152,28 @@ def markdown(report: dict, seeded: dict, args, png: str) -> str:
     for name, plane in report["planes"].items():
         unit = plane["unit"]
         lines += [f"## Accuracy vs {name}, point by point", "",
-                  f"| sweep Pareto point | sweep acc. (seed 0) | sweep {unit} | sweep acc. seeds 1..{args.seeds} "
-                  f"| search point | params | search acc. (seed 0) | search {unit} | search acc. seeds "
-                  f"1..{args.seeds} |", "|---|---|---|---|---|---|---|---|---|"]
+                  f"Sweep Pareto points (committed CSV) and the search point that matches or beats each: on the "
+                  f"search's own figures (seed 0; accuracy >=, {unit} <=), and on means over training seeds "
+                  f"1..{args.seeds} for both sides (mean accuracy >=, mean {unit} <=).", "",
+                  f"| sweep point | acc. seed 0 | acc. seeds 1..{args.seeds} | {unit} | search point (seed 0) | "
+                  f"params | acc. | {unit} | search point (seed means) | acc. seeds 1..{args.seeds} | {unit} |",
+                  "|---|---|---|---|---|---|---|---|---|---|---|"]
         for r in plane["rows"]:
             ss = r["sweep_seeds"]
-            head = (f"| {r['sweep']} | {_pct(r['sweep_accuracy'])} | {r['sweep_cost']:.4g} | "
-                    f"{_pct(ss['accuracy_mean'])} ± {100 * ss['accuracy_sd']:.2f} |")
-            if r["match"] is None:
-                lines.append(head + " none | | | | |")
-                continue
-            ms, prm = r["match_seeds"], r["match_params"]
-            desc = (f"{prm['rows']}x{prm['cols']} w{prm['weight_bits']} in{prm['input_bits']} "
-                    f"h{hidden_widths(prm)} lam {prm['lam']:.1e} skip {prm['skip_window']}")
-            lines.append(head + f" {r['match']} | {desc} | {_pct(r['match_accuracy'])} | {r['match_cost']:.4g} | "
-                         f"{_pct(ms['accuracy_mean'])} ± {100 * ms['accuracy_sd']:.2f} |")
-        lines += ["", f"Search points that no sweep point dominates on accuracy vs {name}: "
+            cells = [r["sweep"], _pct(r["sweep_accuracy"]),
+                     f"{_pct(ss['accuracy_mean'])} ± {100 * ss['accuracy_sd']:.2f}", f"{r['sweep_cost']:.4g}"]
+            if r["match"]:
+                cells += [r["match"], _params(r["match_params"]), _pct(r["match_accuracy"]), f"{r['match_cost']:.4g}"]
+            else:
+                cells += ["none", "", "", ""]
+            if r["match_mean"]:
+                ms = r["match_mean_seeds"]
+                cells += [f"{r['match_mean']} ({_params(r['match_mean_params'])})",
+                          f"{_pct(ms['accuracy_mean'])} ± {100 * ms['accuracy_sd']:.2f}", f"{r['match_mean_cost']:.4g}"]
+            else:
+                cells += ["none", "", ""]
+            lines.append("| " + " | ".join(cells) + " |")
+        lines += ["", f"Search points that no sweep point dominates on accuracy vs {name} (seed 0): "
                   f"{len(plane['undominated_by_sweep'])} ({', '.join(plane['undominated_by_sweep'][:12])}).", ""]
     if report["verified"]:
         lines += ["## RTL check of the top Pareto points", "", "| trial | result | samples | Verilog |",
@@ -162,6 +182,11 @@ def markdown(report: dict, seeded: dict, args, png: str) -> str:
                   for v in report["verified"]]
         lines.append("")
     return "\n".join(lines)
+
+
+def _params(prm: dict) -> str:
+    return (f"{prm['rows']}x{prm['cols']} w{prm['weight_bits']} in{prm['input_bits']} h{hidden_widths(prm)} "
+            f"lam {prm['lam']:.1e} skip {prm['skip_window']}")
 
 
 def plot(sweep: list[dict], found: list[dict], report: dict, path: Path) -> None:
@@ -177,7 +202,8 @@ def plot(sweep: list[dict], found: list[dict], report: dict, path: Path) -> None
         sf = front(sweep, key)
         ax.plot([s[key] for s in sf], [100 * s["accuracy"] for s in sf], "k--", lw=1, label="sweep front")
         ax.scatter([f[key] for f in found], [100 * f["accuracy"] for f in found], s=16, alpha=0.6,
-                   label="search trials (acc >= 97 %)")
+                   label="search trials")
+        ax.set_ylim(max(80.0, min(100 * f["accuracy"] for f in found) - 1), 100)
         ff = plane["search_front"]
         ax.plot([f[key] for f in ff], [100 * f["accuracy"] for f in ff], "r-", lw=1.2, marker="o", ms=5,
                 label="search front")
