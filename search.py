@@ -268,6 +268,7 @@ def run_worker(p: Plan, worker: int = 0, log=print) -> int:
 
     while True:
         optuna.storages.fail_stale_trials(study)
+        fail_orphans(study, p)
         trials = study.get_trials(deepcopy=False)
         complete = sum(t.state == TrialState.COMPLETE for t in trials)
         if complete >= p.opts.trials:
@@ -293,6 +294,26 @@ def run_worker(p: Plan, worker: int = 0, log=print) -> int:
             done += 1
             log(f"trial {last.number} [{host}:{pid}] " + _summary(last, p) +
                 f" ({len(_complete(study))}/{p.opts.trials} complete)")
+
+
+def fail_orphans(study, p: Plan, now=None) -> list[int]:
+    """Fail RUNNING trials whose worker died between creating the trial and its first heartbeat
+    (Optuna never sees those as stale). Such a trial has no `worker` attribute, which a live
+    worker sets within milliseconds; the margin (10 x grace, at least 10 min) covers clock skew,
+    because a trial's start time is the creating machine's clock."""
+    import datetime
+
+    from optuna.trial import TrialState
+
+    limit = max(600, 10 * (p.opts.grace or 3 * p.opts.heartbeat))
+    now = now or datetime.datetime.now()
+    failed = []
+    for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+        if "worker" not in t.user_attrs and t.datetime_start is not None and \
+                (now - t.datetime_start).total_seconds() > limit:
+            study.tell(t.number, state=TrialState.FAIL, skip_if_finished=True)  # another worker may be first
+            failed.append(t.number)
+    return failed
 
 
 def _summary(t, p: Plan) -> str:

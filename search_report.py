@@ -91,7 +91,7 @@ def write_results(p, study, log=print) -> dict[str, Any]:
     atomic_write_text(p.out / "trials.csv", _csv(rows))
     atomic_write_text(p.out / "pareto.csv", _csv(front))
     _write_json(p, result)
-    if front:
+    if rows:
         plot_front(p, rows, p.out / "pareto.png")
     log(f"{len(rows)} complete trials ({result['states']}), {result['feasible']} feasible, {len(front)} on the "
         f"Pareto front; wrote {p.out / 'pareto.csv'}, pareto.json, pareto.png, trials.csv")
@@ -179,7 +179,8 @@ def verify_point(p, study, row: dict[str, Any], log=print) -> dict[str, Any]:
 
 
 def plot_front(p, rows: list[dict[str, Any]], path: Path) -> None:
-    """The first objective against each other one: every feasible trial, the front ringed."""
+    """The first objective against each other one: every complete trial (x: violates a constraint),
+    the front ringed."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -202,7 +203,7 @@ def plot_front(p, rows: list[dict[str, Any]], path: Path) -> None:
         for r in front:
             ax.annotate(f"{r['rows']}x{r['cols']}/w{r['weight_bits']}/i{r['input_bits']}", (r[fx], r[fy]),
                         fontsize=6, xytext=(3, 3), textcoords="offset points")
-        if OBJECTIVES[other][0] == "minimize" and min(r[fx] for r in ok) > 0:
+        if OBJECTIVES[other][0] == "minimize" and min(r[fx] for r in rows) > 0:
             ax.set_xscale("log")
         ax.set_xlabel(f"{other} ({fx})")
         ax.set_ylabel(f"{first} ({fy})")

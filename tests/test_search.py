@@ -161,3 +161,20 @@ def test_study_started_by_other_code_is_refused(tmp_path):
     changed = dataclasses.replace(p, code="0" * 16)
     with pytest.raises(SearchError, match="other spikeforge code"):
         open_study(changed, open_storage(changed), create=True)
+
+
+def test_trial_orphaned_before_its_first_heartbeat_is_failed(tmp_path):
+    """A worker that died between creating a trial and its first heartbeat leaves a RUNNING trial
+    Optuna never sees as stale; after the margin it is failed, so nothing stays RUNNING forever."""
+    import datetime
+
+    from spikeforge.search import SearchOptions, fail_orphans, plan
+    from spikeforge.search_storage import open_storage, open_study
+
+    p = plan(SearchOptions(out=str(tmp_path / "s"), trials=1))
+    study = open_study(p, open_storage(p), create=True)
+    orphan = study.ask()
+    assert fail_orphans(study, p) == []  # too young: its worker may still be starting it
+    later = datetime.datetime.now() + datetime.timedelta(hours=1)
+    assert fail_orphans(study, p, now=later) == [orphan.number]
+    assert study.trials[orphan.number].state.name == "FAIL"
