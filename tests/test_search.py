@@ -69,6 +69,7 @@ def test_four_trial_search_records_figures_and_front(tmp_path, capsys):
     assert len(again) == 5 and {t.number: t.values for t in again if t.number in first} == first
 
 
+@pytest.mark.filterwarnings("ignore:Heartbeat of storage")
 def test_stale_running_trial_is_failed_and_queued_again(tmp_path):
     """A trial left RUNNING by a dead worker (its heartbeat stopped) is failed, not lost: the
     next worker marks it FAIL after the grace period and runs its parameters again."""
@@ -163,6 +164,7 @@ def test_study_started_by_other_code_is_refused(tmp_path):
         open_study(changed, open_storage(changed), create=True)
 
 
+@pytest.mark.filterwarnings("ignore:Heartbeat of storage")
 def test_trial_orphaned_before_its_first_heartbeat_is_failed(tmp_path):
     """A worker that died between creating a trial and its first heartbeat leaves a RUNNING trial
     Optuna never sees as stale; after the margin it is failed, so nothing stays RUNNING forever."""
