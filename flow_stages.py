@@ -50,10 +50,10 @@ class FlowOptions:
     epochs: int | None = None  # None = the trainer's default
     checkpoint: str | None = None  # reuse this checkpoint, skip training
     nir: str | None = None  # a float NIR graph (snnTorch, Norse, ...) instead of training; docs/INTEROP.md
-    timesteps: int = 1  # NIR only: time steps per image
+    timesteps: int | None = None  # NIR only: time steps per image (None: the graph's, else 1)
     dt: float | None = None  # NIR only: Euler step in seconds (None: the graph's, else 1e-4)
-    input_range: str | None = None  # NIR only: "LO,HI" the graph's input range for pixels in [0, 1]
-    input_encoding: str = "direct"  # NIR only
+    input_range: str | None = None  # NIR only: "LO,HI" the graph's input for pixels in [0, 1] (None: the graph's)
+    input_encoding: str | None = None  # NIR only (None: the graph's, else direct)
     rows: int = 8
     cols: int = 8
     weight_bits: int = 8

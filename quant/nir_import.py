@@ -23,6 +23,7 @@ Anything else is refused with one line naming the node, its type and why.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -48,12 +49,16 @@ REFUSED = {
 
 @dataclass
 class ImportOptions:
-    """What the graph does not say: steps, Euler dt, input coding and the range pixels map to."""
+    """What the graph does not say: steps, Euler dt, input coding and the range pixels map to.
 
-    timesteps: int = 1
-    dt: float | None = None  # None: the graph's metadata "dt", else DEFAULT_DT
-    input_range: tuple[float, float] = (0.0, 1.0)  # the graph's input = lo + (hi - lo) * pixel in [0, 1]
-    encoding: str = "direct"
+    None takes the graph's metadata (`timesteps`, `dt`, `input_range`, `input_encoding`, as
+    spikeforge's export writes them), else the default in the comment.
+    """
+
+    timesteps: int | None = None  # 1
+    dt: float | None = None  # DEFAULT_DT
+    input_range: tuple[float, float] | None = None  # (0, 1): the graph's input = lo + (hi - lo) * pixel
+    encoding: str | None = None  # "direct"
 
 
 @dataclass
@@ -65,12 +70,13 @@ class Lowered:
     readout: str  # how the class is read out
     dt: float
     notes: list[str] = field(default_factory=list)
+    options: ImportOptions | None = None  # as resolved (flags, else the graph's metadata, else defaults)
 
 
-def parse_range(text: str | None) -> tuple[float, float]:
-    """--input-range "LO,HI" (None: the [0, 1] pixels themselves)."""
+def parse_range(text: str | None) -> tuple[float, float] | None:
+    """--input-range "LO,HI" (None: not given)."""
     if text is None:
-        return (0.0, 1.0)
+        return None
     try:
         lo, hi = (float(v) for v in str(text).split(","))
     except ValueError:
@@ -80,22 +86,40 @@ def parse_range(text: str | None) -> tuple[float, float]:
 
 def resolve_options(graph: Graph, options: ImportOptions) -> ImportOptions:
     """Fill dt from the graph and check every option (one line each)."""
-    t = options.timesteps
+    meta = graph.metadata
+
+    def given(value: Any, key: str, default: Any) -> Any:
+        if value is not None:
+            return value
+        raw = meta.get(key)
+        if raw is None:
+            return default
+        arr = np.asarray(raw)
+        if arr.dtype.kind in "OSU":
+            return str(arr.ravel()[0] if arr.ndim else arr.item())
+        if arr.dtype.kind not in "iuf" or not np.all(np.isfinite(arr)):
+            raise NIRError(f"NIR graph metadata {key!r} is not a finite number; pass the value as a flag")
+        return arr.ravel().tolist() if arr.size > 1 else arr.ravel()[0].item()
+
+    t = given(options.timesteps, "timesteps", 1)
+    if isinstance(t, float) and t.is_integer():
+        t = int(t)
     if isinstance(t, bool) or not isinstance(t, int) or not 1 <= t <= 4096:
         raise NIRError(f"--timesteps {t!r} is outside 1..4096")
-    dt = options.dt
-    if dt is None:
-        raw = graph.metadata.get("dt")
-        dt = float(np.asarray(raw).ravel()[0]) if raw is not None and np.asarray(raw).size == 1 else DEFAULT_DT
-    if not np.isfinite(dt) or dt <= 0:
+    dt = given(options.dt, "dt", DEFAULT_DT)
+    if not isinstance(dt, int | float) or not np.isfinite(dt) or dt <= 0:
         raise NIRError(f"--dt {dt!r} must be a positive time step in seconds (snnTorch: 1e-4, Norse: 1e-3)")
-    lo, hi = (float(v) for v in options.input_range)
+    rng = given(options.input_range, "input_range", (0.0, 1.0))
+    if not isinstance(rng, list | tuple) or len(rng) != 2:
+        raise NIRError(f"--input-range {rng!r} must be two numbers LO,HI")
+    lo, hi = (float(v) for v in rng)
     if not (np.isfinite(lo) and np.isfinite(hi) and lo < hi):
-        raise NIRError(f"--input-range {lo},{hi} must be two finite numbers LO < HI (pixels in [0, 1] map to it)")
-    if options.encoding != "direct":
-        raise NIRError(f"--input-encoding {options.encoding!r}: spike-coded input needs several time steps and "
+        raise NIRError(f"--input-range {lo:g},{hi:g} must be two finite numbers LO < HI (pixels in [0, 1] map to it)")
+    encoding = given(options.encoding, "input_encoding", "direct")
+    if encoding != "direct":
+        raise NIRError(f"--input-encoding {encoding!r}: spike-coded input needs several time steps and "
                        "the multi-step core, which has not landed; use --input-encoding direct")
-    return ImportOptions(t, float(dt), (lo, hi), options.encoding)
+    return ImportOptions(t, float(dt), (lo, hi), encoding)
 
 
 # --- graph structure ----------------------------------------------------------------------------
@@ -130,7 +154,7 @@ def _refuse_cycles(graph: Graph) -> None:
 def chain(graph: Graph) -> list[Node]:
     """The nodes from Input to Output of a sequential graph; branches, merges and cycles refused."""
     for node in graph.nodes.values():
-        if node.type in REFUSED and node.type == "NIRGraph":
+        if node.type == "NIRGraph":
             raise NIRError(f"{node.where()} is {REFUSED['NIRGraph']}")
     ends = {t: [n for n in graph.nodes.values() if n.type == t] for t in ("Input", "Output")}
     for t, found in ends.items():
@@ -363,4 +387,4 @@ def lower(graph: Graph, dataset_shape: tuple[int, int, int], options: ImportOpti
                      "mapped as one step")
     if not blocks or blocks[-1].spiking:
         raise NIRError("NIR graph has no readout layer")
-    return Lowered(blocks, rates, readout, dt, notes)
+    return Lowered(blocks, rates, readout, dt, notes, options)

@@ -45,16 +45,17 @@ def quantize_nir(
     input_bits: int = 8,
     rows: int = 8,
     cols: int = 8,
-    timesteps: int = 1,
+    timesteps: int | None = None,
     dt: float | None = None,
-    input_range: tuple[float, float] = (0.0, 1.0),
-    input_encoding: str = "direct",
+    input_range: tuple[float, float] | None = None,
+    input_encoding: str | None = None,
     split_seed: int = 0,
 ) -> QuantizeResult:
     """Quantize the NIR graph at `graph_path` into the artifact directory `out` (replaced atomically).
 
     `dataset` names the images the graph classifies (its test split gives the report); `dt`,
-    `timesteps`, `input_range` and `input_encoding` say what the graph does not (docs/INTEROP.md).
+    `timesteps`, `input_range` and `input_encoding` say what the graph does not (None: the graph's
+    metadata, else 1e-4 s, 1, [0, 1] and direct; docs/INTEROP.md).
     """
     from spikeforge.model.data import load_dataset
     from spikeforge.quant.nir_reference import run_graph
@@ -64,8 +65,8 @@ def quantize_nir(
     check_options(weight_bits, input_bits, rows, cols)
     graph = read_graph(graph_path)
     ds = load_dataset(dataset, data_dir, split_seed)
-    options = ImportOptions(timesteps, dt, tuple(input_range), input_encoding)
-    lowered = lower(graph, ds.input_shape, options, input_bits)
+    lowered = lower(graph, ds.input_shape, ImportOptions(timesteps, dt, input_range, input_encoding), input_bits)
+    options = lowered.options
     outputs = int(np.prod(lowered.blocks[-1].out_shape()))
     if outputs != ds.num_classes:
         raise NIRError(f"NIR graph reads out {outputs} values but dataset {dataset!r} has {ds.num_classes} classes; "

@@ -56,12 +56,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     nir = parser.add_argument_group("NIR graphs (what the graph does not say; docs/INTEROP.md)")
     nir.add_argument("--dataset", default=None, help="the images the graph classifies (default digits)")
     nir.add_argument("--timesteps", type=int, default=None, metavar="T",
-                     help="time steps per image (default 1; the one-step core runs T = 1)")
+                     help="time steps per image (default: the graph's, else 1; the one-step core runs T = 1)")
     nir.add_argument("--dt", type=float, default=None, metavar="S",
                      help="Euler time step in seconds (default: the graph's metadata, else 1e-4 as snnTorch; "
                           "Norse uses 1e-3)")
     nir.add_argument("--input-range", default=None, metavar="LO,HI",
-                     help="the input the graph was trained on: pixels in [0, 1] map to [LO, HI] (default 0,1)")
+                     help="the input the graph was trained on: pixels in [0, 1] map to [LO, HI] "
+                          "(default: the graph's, else 0,1)")
     nir.add_argument("--input-encoding", default=None, choices=("direct", "rate"),
                      help="how pixels enter the graph: direct currents at every step (default), or rate-coded spikes")
 
@@ -80,9 +81,8 @@ def run(args: argparse.Namespace) -> int:
             raise QuantError("--qat-epochs needs the training model; a NIR graph is quantized after training "
                              "(fine-tune in your framework, then export again)")
         result = quantize_nir(
-            args.checkpoint, args.out, dataset=args.dataset or "digits", timesteps=args.timesteps or 1,
-            dt=args.dt, input_range=parse_range(args.input_range),
-            input_encoding=args.input_encoding or "direct", **common,
+            args.checkpoint, args.out, dataset=args.dataset or "digits", timesteps=args.timesteps, dt=args.dt,
+            input_range=parse_range(args.input_range), input_encoding=args.input_encoding, **common,
         )
     else:
         given = [f"--{name.replace('_', '-')}" for name in NIR_ONLY if getattr(args, name) is not None]

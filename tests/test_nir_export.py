@@ -139,3 +139,31 @@ def test_trained_export_in_norse_equals_golden(trained_artifact: Path, digits) -
     pred, values = net.forward(digits.x_test)
     out = norse_run(trained_artifact / "network.nir", digits.x_test)
     assert np.mean(out.argmax(1) == pred) == 1.0 and np.array_equal(out, values)
+
+
+def test_interop_round_trip_example_runs(tmp_path: Path, digits, monkeypatch) -> None:
+    """docs/INTEROP.md's round trip (untrained here): ten lines, and snnTorch gives the golden class."""
+    import re
+    import runpy
+
+    doc = (Path(__file__).resolve().parent.parent / "docs" / "INTEROP.md").read_text()
+    (code,) = re.findall(r"```python\n(.*?)```", doc, flags=re.S)
+    lines = [line for line in code.splitlines() if line.strip() and not line.lstrip().startswith("#")]
+    assert len(lines) <= 10
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "example.py").write_text(code.replace("# ... train it", "images = IMAGES  # ... train it"))
+    scope = runpy.run_path(str(tmp_path / "example.py"), init_globals={"IMAGES": digits.x_test})
+    pred = scope["art"].network.forward(digits.x_test)[0]
+    assert np.array_equal(scope["logits"].detach().numpy().argmax(1), pred)
+
+
+def test_export_imports_back_as_a_float_graph(trained_artifact: Path, digits, tmp_path: Path) -> None:
+    """spikeforge's own export, read as any tool's float graph (its metadata gives dt and the input
+    range), quantizes back to a network with the same class on every test image."""
+    from spikeforge.api import quantize_nir
+    from spikeforge.quant.artifact import load_artifact
+
+    net, _ = load_artifact(trained_artifact)
+    again = quantize_nir(trained_artifact / "network.nir", tmp_path / "again", rows=2, cols=2)
+    assert again.report["agreement"] == 1.0
+    assert np.array_equal(again.network.forward(digits.x_test)[0], net.forward(digits.x_test)[0])

@@ -172,3 +172,11 @@ def test_files_that_are_not_nir(tmp_path: Path) -> None:
             read_graph(tmp_path / name)
     g = read_graph(DATA / "snntorch_digits.nir")  # the real file reads, with its five nodes in one chain
     assert sorted(n.type for n in g.nodes.values()) == ["Affine", "Affine", "Input", "LIF", "LIF", "Output"]
+
+
+def test_flow_nir_refusals(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    assert main(["flow", "--nir", str(tmp_path / "none.nir"), "--out", str(tmp_path / "f")]) == 2
+    assert main(["flow", "--nir", str(DATA / "snntorch_digits.nir"), "--checkpoint", str(DATA / "x.pt"),
+                 "--out", str(tmp_path / "f")]) == 2
+    err = capsys.readouterr().err.splitlines()
+    assert len(err) == 2 and "does not exist" in err[0] and "give one of them" in err[1]
