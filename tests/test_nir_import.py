@@ -207,3 +207,34 @@ def test_input_range_is_folded_into_the_first_layer(digits) -> None:
         lowered = lower(graph_from_nir(g), (1, 8, 8), opts)
         q = quantize_blocks(lowered.blocks, (1, 8, 8), 10, weight_bits=16)
         assert np.mean(q.network.forward(digits.x_test)[0] == values.argmax(1)) >= 0.99
+
+
+def test_snntorch_conv_net_imports(digits) -> None:
+    """snnTorch's own export of Conv2d -> AvgPool2d -> Leaky -> Flatten -> Linear -> Leaky: the
+    reference equals snnTorch's forward, and the pool merges into the conv the core runs."""
+    from snntorch import utils
+
+    from spikeforge.quant.quantize import quantize_blocks
+
+    torch.manual_seed(0)
+
+    def leaky(shape, output=False):
+        return snn.Leaky(beta=torch.full(shape, 0.9), threshold=torch.full(shape, 0.3), init_hidden=True,
+                         output=output)
+
+    net = torch.nn.Sequential(torch.nn.Conv2d(1, 4, 3, padding=1), torch.nn.AvgPool2d(2), leaky((4, 4, 4)),
+                              torch.nn.Flatten(), torch.nn.Linear(64, 10), leaky((10,), True))
+    from snntorch.export_nir import export_to_nir
+
+    with torch.no_grad():
+        net[0].weight *= 3.0
+        graph = graph_from_nir(export_to_nir(net, torch.zeros(1, 1, 8, 8), ignore_dims=[0]))
+        utils.reset(net)
+        _, mem = net(torch.as_tensor(digits.x_test))
+    values, rates = run_graph(graph, digits.x_test, ImportOptions())
+    assert np.abs(values - mem.numpy()).max() < 1e-4 and 0.05 < rates["2"] < 0.95
+    lowered = lower(graph, (1, 8, 8), ImportOptions())
+    qres = quantize_blocks(lowered.blocks, (1, 8, 8), 10, weight_bits=16)
+    assert [layer.kind for layer in qres.network.layers] == ["conv", "dense"]
+    assert qres.network.layers[0].weight.shape[-1] == 4 and qres.network.layers[0].stride == 2
+    assert np.mean(qres.network.forward(digits.x_test)[0] == values.argmax(1)) >= 0.99
