@@ -238,3 +238,21 @@ def test_snntorch_conv_net_imports(digits) -> None:
     assert [layer.kind for layer in qres.network.layers] == ["conv", "dense"]
     assert qres.network.layers[0].weight.shape[-1] == 4 and qres.network.layers[0].stride == 2
     assert np.mean(qres.network.forward(digits.x_test)[0] == values.argmax(1)) >= 0.99
+
+
+def test_strict_fold_matches_the_float_comparison_at_ties() -> None:
+    """NIR fires on `>`: with strict=True the integer threshold is one higher exactly at a tie."""
+    from spikeforge.quant.fold import FloatBlock, fold_block
+
+    step = 0.25
+    theta = np.array([1.0, 1.1, -0.5, 0.0])  # 1.0 / 0.25 = 4 and -0.5 / 0.25 = -2 are exact ties
+    for strict in (False, True):
+        for sign in (1.0, -1.0):  # c < 0 is the AND-pool path
+            block = FloatBlock(0, "dense", np.eye(4), np.zeros(4), (4,), theta=theta, strict=strict,
+                               bn_scale=np.full(4, sign), bn_shift=np.zeros(4))
+            (layer,), _ = fold_block(block, np.eye(4, dtype=np.int64), np.full(4, step))
+            for j in range(4):
+                for acc in range(-20, 21):
+                    y = sign * step * acc
+                    fires = y > theta[j] if strict else y >= theta[j]
+                    assert (layer.weight[j, j] * acc >= layer.threshold[j]) == fires, (strict, sign, j, acc)
