@@ -20,7 +20,7 @@ from collections.abc import Sequence
 
 from spikeforge import SpikeforgeError, __version__
 
-SUBCOMMANDS = ("train", "quantize", "generate", "verify", "estimate", "sweep", "flow", "bench", "doctor")
+SUBCOMMANDS = ("train", "quantize", "generate", "verify", "estimate", "sweep", "search", "flow", "bench", "doctor")
 
 EXIT_USER_ERROR = 2
 EXIT_INTERNAL = 70  # EX_SOFTWARE from sysexits.h

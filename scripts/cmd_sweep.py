@@ -142,19 +142,6 @@ def evaluate_point(point: dict[str, Any]) -> dict[str, Any]:
     return row
 
 
-def pareto_mask(costs: list[tuple[float, ...]]) -> list[bool]:
-    """True where no other point is <= in every cost and < in one (all costs minimised)."""
-    mask = []
-    for i, a in enumerate(costs):
-        dominated = any(
-            all(b[k] <= a[k] for k in range(len(a))) and any(b[k] < a[k] for k in range(len(a)))
-            for j, b in enumerate(costs)
-            if j != i
-        )
-        mask.append(not dominated)
-    return mask
-
-
 def _plot(rows: list[dict[str, Any]], out, area_key: str) -> list[str]:
     import matplotlib
 
@@ -221,6 +208,7 @@ def run(args: argparse.Namespace) -> int:
 
     from spikeforge import atomic_write_text
     from spikeforge.hw.config import ConfigError
+    from spikeforge.pareto import pareto_mask
 
     if args.jobs < 1:
         raise ConfigError(f"--jobs {args.jobs} must be >= 1")
