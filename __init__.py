@@ -37,7 +37,7 @@ def atomic_write_text(path: str | _os.PathLike, text: str) -> None:
 
 
 # The library API (spikeforge/api.py), imported on first use so `import spikeforge` stays light.
-_API = ("train", "quantize", "generate", "verify", "estimate", "flow")
+_API = ("train", "quantize", "quantize_nir", "export_nir", "generate", "verify", "estimate", "flow")
 
 
 def __getattr__(name: str):

@@ -18,8 +18,8 @@ from spikeforge.hw.config import CoreConfig
 from spikeforge.quant.pipeline import QuantizeResult, quantize_checkpoint
 from spikeforge.sim.rtl.verify import VerifyResult, verify_rtl
 
-__all__ = ["GenerateResult", "QuantizeResult", "TrainResult", "VerifyResult", "estimate", "flow", "generate",
-           "quantize", "train", "verify"]
+__all__ = ["GenerateResult", "QuantizeResult", "TrainResult", "VerifyResult", "estimate", "export_nir", "flow",
+           "generate", "quantize", "quantize_nir", "train", "verify"]
 
 PathLike = str | os.PathLike
 
@@ -100,6 +100,28 @@ def train(
 # seed) -> QuantizeResult(artifact, report, network, core): spikeforge.quant.pipeline.
 
 quantize = quantize_checkpoint
+
+
+# quantize_nir(graph, out, *, dataset, data_dir, weight_bits, per_channel, input_bits, rows, cols, timesteps,
+# dt, input_range, input_encoding) -> QuantizeResult: a float NIR graph from snnTorch, Norse, ...
+# (spikeforge.quant.nir_pipeline; docs/INTEROP.md).
+
+def quantize_nir(graph: PathLike, out: PathLike, **options: Any) -> QuantizeResult:
+    """Quantize a float NIR graph (a `.nir` file from snnTorch, Norse, ...) into an artifact, with
+    the same report as `quantize`; options as `spikeforge.quant.nir_pipeline.quantize_nir`."""
+    from spikeforge.quant.nir_pipeline import quantize_nir as run
+
+    return run(graph, out, **options)
+
+
+def export_nir(model: PathLike, path: PathLike) -> Path:
+    """Write an artifact's integer network as a NIR graph that snnTorch and Norse run exactly (it takes
+    pixels in [0, 1]); every `quantize` also writes it as ARTIFACT/network.nir."""
+    from spikeforge.quant.artifact import load_artifact
+    from spikeforge.quant.nir_io import write_nir
+
+    network, _ = load_artifact(model)
+    return write_nir(network, path)
 
 
 # --- generate --------------------------------------------------------------------------------------

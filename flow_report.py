@@ -31,8 +31,8 @@ def headline(args: FlowOptions, train: dict, quant: dict, gen: dict, verify: dic
     text, _ = area_line(est)
     return {
         "dataset": args.dataset,
-        "arch": args.arch,
-        "method": args.method,
+        "arch": "nir" if getattr(args, "nir", None) else args.arch,
+        "method": "nir" if getattr(args, "nir", None) else args.method,
         "shape": f"{args.rows}x{args.cols}",
         "weight_bits": args.weight_bits,
         "float_accuracy": 100 * q["float_accuracy"],

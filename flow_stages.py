@@ -49,6 +49,11 @@ class FlowOptions:
     method: str = "hoyer"
     epochs: int | None = None  # None = the trainer's default
     checkpoint: str | None = None  # reuse this checkpoint, skip training
+    nir: str | None = None  # a float NIR graph (snnTorch, Norse, ...) instead of training; docs/INTEROP.md
+    timesteps: int | None = None  # NIR only: time steps per image (None: the graph's, else 1)
+    dt: float | None = None  # NIR only: Euler step in seconds (None: the graph's, else 1e-4)
+    input_range: str | None = None  # NIR only: "LO,HI" the graph's input for pixels in [0, 1] (None: the graph's)
+    input_encoding: str | None = None  # NIR only (None: the graph's, else direct)
     rows: int = 8
     cols: int = 8
     weight_bits: int = 8
@@ -166,7 +171,19 @@ class Flow:
 
     def train_stage(self) -> dict:
         args = self.args
-        if args.checkpoint:
+        if args.nir and args.checkpoint:
+            raise FlowError("--nir and --checkpoint both name the model; give one of them")
+        if args.nir:
+            graph = Path(args.nir)
+            if not graph.is_file():
+                raise FlowError(f"--nir {graph} does not exist; give a .nir file "
+                                "(snnTorch export_to_nir, Norse to_nir)")
+            key = digest("train", "nir", file_digest(graph))
+
+            def body(tmp: Path) -> dict:
+                shutil.copy2(graph, tmp / "model.nir")
+                return {"nir": "model.nir", "source": str(graph.resolve()), "argv": [f"(NIR graph {graph.name})"]}
+        elif args.checkpoint:
             ckpt = Path(args.checkpoint)
             if not ckpt.is_file():
                 raise FlowError(f"--checkpoint {ckpt} does not exist; give a checkpoint.pt from spikeforge train")
@@ -202,10 +219,21 @@ class Flow:
                    "data_dir": args.data_dir}
         key = digest("quantize", self.code["quantize"], train["key"], options)
 
-        def body(tmp: Path) -> dict:
-            from spikeforge.api import quantize
+        if args.nir:
+            from spikeforge.quant.nir_import import parse_range
 
-            result = quantize(ckpt, tmp / "artifact", **options)
+            options = {k: options[k] for k in ("weight_bits", "rows", "cols", "data_dir")}
+            options.update(dataset=args.dataset, timesteps=args.timesteps, dt=args.dt,
+                           input_range=parse_range(args.input_range), input_encoding=args.input_encoding)
+            key = digest("quantize", self.code["quantize"], train["key"], options)
+
+        def body(tmp: Path) -> dict:
+            from spikeforge.api import quantize, quantize_nir
+
+            if args.nir:
+                result = quantize_nir(self.out / "train" / "model.nir", tmp / "artifact", **options)
+            else:
+                result = quantize(ckpt, tmp / "artifact", **options)
             return {"artifact": "artifact", "report": result.report}
 
         result = self.stage("quantize", key, body)

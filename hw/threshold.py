@@ -1,8 +1,8 @@
 """Comparator threshold unit: one threshold memory and one subtract-compare per column.
 
 value = acc - T is formed exactly in acc_bits + 1 bits (T sign-extended), and
-spike = value >= 0, i.e. the neuron fires on `acc >= T`. (NIR's Threshold fires on `>`;
-quant/ exports T - 1 to NIR.) A readout layer uses `value` itself: T = -bias.
+spike = value >= 0, i.e. the neuron fires on `acc >= T`. (NIR's neurons fire on `>`;
+quant/ exports the bias 0.5 - T to NIR, docs/INTEROP.md.) A readout layer uses `value` itself: T = -bias.
 
 Timing contract: `addr`/`en` in cycle y; the threshold is available in cycle y+1 (synchronous
 read; with en=0 the read data holds). `value`/`spike` are combinational from `acc` and the

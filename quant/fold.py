@@ -50,6 +50,7 @@ class FloatBlock:
     bn_shift: np.ndarray | None = None  # d = beta - c * mu, per channel
     theta: np.ndarray | None = None  # per-channel firing threshold; None marks the readout
     input_bits: int = 1  # > 1 only for the first layer (k-bit pixels)
+    strict: bool = False  # fire on y > theta (NIR, snnTorch, Norse) rather than y >= theta
 
     @property
     def spiking(self) -> bool:
@@ -98,6 +99,10 @@ def input_scale(input_bits: int) -> float:
     return 1.0 if input_bits <= 1 else 1.0 / ((1 << input_bits) - 1)
 
 
+def _compare(y: float, theta: float, strict: bool) -> bool:
+    return bool(y > theta) if strict else bool(y >= theta)
+
+
 def fold_block(block: FloatBlock, wq: np.ndarray, scale: np.ndarray) -> tuple[list, FoldInfo]:
     """Integer layers (compute layer, then a Pool if the block pools) for one spiking block.
 
@@ -125,12 +130,13 @@ def fold_block(block: FloatBlock, wq: np.ndarray, scale: np.ndarray) -> tuple[li
         if c[j] == 0.0 or step[j] == 0.0:
             # The potential no longer depends on the input: BN output is the constant
             # c*b + d (gamma == 0, or an all-zero weight row).
-            fires = c[j] * block.bias[j] + d[j] >= theta[j]
+            fires = _compare(c[j] * block.bias[j] + d[j], theta[j], block.strict)
             weight[j] = 0
             threshold[j] = 0 if fires else 1
             (info.always if fires else info.never).append(j)
             continue
-        # c*u + d >= theta  <=>  u >= bound (c > 0)  or  u <= bound (c < 0)
+        # c*u + d >= theta  <=>  u >= bound (c > 0)  or  u <= bound (c < 0); with `strict` the
+        # same bounds hold with > and <, and the loops below settle the integer boundary either way
         bound = (theta[j] - d[j]) / c[j]
         limit = (bound - block.bias[j]) / step[j]  # same comparison on acc (step > 0)
         if not math.isfinite(limit):
@@ -141,7 +147,7 @@ def fold_block(block: FloatBlock, wq: np.ndarray, scale: np.ndarray) -> tuple[li
 
         def fires(acc: int, j: int = j) -> bool:
             # The float decision on an exact integer accumulator: the reference the fold must match.
-            return bool(c[j] * (step[j] * acc + block.bias[j]) + d[j] >= theta[j])
+            return _compare(c[j] * (step[j] * acc + block.bias[j]) + d[j], theta[j], block.strict)
 
         if c[j] > 0:
             t = math.ceil(limit)  # acc >= limit  <=>  acc >= ceil(limit) on integers

@@ -1,19 +1,32 @@
-"""NIR export and import of an integer network (the `nir` package, 1.0.x).
+"""NIR export of an integer network that snnTorch and Norse run, and its exact re-import.
 
-Mapping (docs/QUANTIZATION.md has the reasoning):
+The exported graph is a float NIR graph that computes exactly what the core computes, in the
+node types both tools import (docs/INTEROP.md has the tables and the reasoning):
 
-- Dense -> `Affine(weight=Wq, bias=0)`; Conv -> `Conv2d(weight=Wq, bias=0)`; integer arrays.
-- A spiking layer is followed by `Threshold(T - 1)`: NIR fires on `v > thr`, the core on
-  `acc >= T`, and for integers `acc >= T  <=>  acc > T - 1`. Conv thresholds are broadcast over
-  the output map (NIR's Threshold is element-wise).
-- The readout is `Affine/Conv2d(bias=-T)` without a Threshold: its output is `acc - T`, the
-  hardware's `value`.
-- Pool mode OR/AND -> `SumPool2d(k, s)` + `Threshold`: the sum of k*k spikes is > 0 iff any
-  fires (OR, threshold 0) and > k*k - 1 iff all fire (AND, threshold k*k - 1); both exact.
-- A `Flatten` sits between a conv/pool map and a dense layer.
+- A spiking dense/conv layer is `Affine`/`Conv2d(weight = Wq, bias = 0.5 - T)` followed by
+  `LIF(tau = dt, r = 1, v_leak = 0, v_threshold = 0, v_reset = 0)`. For integers
+  `acc >= T  <=>  acc - T + 0.5 > 0  <=>  acc - T + 0.5 >= 0`, so the graph fires exactly when
+  the core does under either comparison (NIR and snnTorch fire on `>`), and a threshold of 0 is
+  met the same whatever input gain a tool's time-step convention gives the LIF (snnTorch's
+  dt = 1e-4 or Norse's 1e-3). tau = dt makes the neuron memoryless (snnTorch's beta = 0), as
+  the one-step core is: snnTorch's stateful modules then give the same answer call after call.
+  The per-neuron threshold lives in the bias because snnTorch's importer takes a single
+  v_threshold per LIF node.
+- The readout is `Affine/Conv2d(weight = Wq, bias = -T)` with no neuron: its output is the
+  hardware's `value`, and argmax (first index on ties, as the core) gives the class.
+- The input scale is explicit: the first layer's weights are `Wq * (2^k - 1)`, so the graph
+  takes pixels in [0, 1] as the dataset gives them (the core rounds `x * (2^k - 1)`; on the
+  dataset's k-bit grid the two are equal). Graph metadata records `input_scale` and the range.
+- An OR/AND pool is a summing `Conv2d(k, stride s, weight = identity over channels,
+  bias = 0.5 - m)` + LIF, with m = 1 (OR) or k*k (AND): snnTorch does not import SumPool2d and
+  Norse drops AvgPool2d, but both import Conv2d.
+- A map feeds a dense layer through `Flatten(start_dim=-3, end_dim=-1)`: in NIR's unbatched
+  shapes that flattens [c, h, w], and in torch (which both tools map it to) it keeps the batch.
 
-Weights are exported as int64 arrays; the float scale of each layer, the input bit width and
-the comparison convention are recorded in node/graph metadata.
+Every value is an integer (or an integer + 0.5) below 2^24 in magnitude for the networks the core
+runs, so the hidden and readout layers are exact in float32; only the first layer's
+`Wq * 255 * x` carries float32 rounding, far below the 0.5 margin (tests/test_nir_export.py
+measures it on every digits test image).
 """
 
 from __future__ import annotations
@@ -24,81 +37,94 @@ from typing import Any
 
 import numpy as np
 
-from spikeforge import SpikeforgeError
 from spikeforge.integer_network import Conv, Dense, IntegerNetwork, Pool
+from spikeforge.quant.nir_read import Graph, NIRError, graph_from_nir, read_graph
+
+FORMAT = "spikeforge-integer"
+FORMAT_VERSION = 2
+EXPORT_DT = 1e-4  # seconds: snnTorch's fixed dt; tau = dt makes the exported LIF memoryless
+
+__all__ = ["EXPORT_DT", "FORMAT", "NIRError", "from_nir", "read_nir", "to_nir", "write_nir"]
 
 
-class NIRError(SpikeforgeError):
-    """A NIR graph that is not an exported spikeforge integer network."""
+def _lif(shape: tuple[int, ...]) -> Any:
+    import nir
+
+    zeros = np.zeros(shape)
+    return nir.LIF(tau=np.full(shape, EXPORT_DT), r=np.ones(shape), v_leak=zeros.copy(),
+                   v_threshold=zeros.copy(), v_reset=zeros.copy())
+
+
+def _pool_conv(layer: Pool, index: int, shape: tuple[int, ...]) -> Any:
+    """The OR/AND pool as a summing conv: bias 0.5 - m, m = 1 spike (OR) or all k*k (AND)."""
+    import nir
+
+    c, k = shape[0], layer.kernel
+    weight = np.zeros((c, c, k, k))
+    weight[np.arange(c), np.arange(c)] = 1.0
+    need = np.where(np.asarray(layer.mode) == 1, k * k, 1)
+    return nir.Conv2d(input_shape=tuple(shape[1:]), weight=weight, stride=layer.stride, padding=0, dilation=1,
+                      groups=1, bias=0.5 - need,
+                      metadata={"spikeforge_layer": index, "spikeforge_kind": "pool",
+                                "mode": np.asarray(layer.mode, dtype=np.int64)})
 
 
 def to_nir(net: IntegerNetwork, scales: list[list[float]] | None = None) -> Any:
-    """The integer network as a sequential `nir.NIRGraph`; `scales` are per compute layer."""
+    """The integer network as a sequential float `nir.NIRGraph` that snnTorch and Norse run exactly.
+
+    `scales` are the float weight scales per compute layer (recorded in node metadata only).
+    """
     import nir
 
+    levels = (1 << net.input_bits) - 1
     nodes: dict[str, Any] = {"input": nir.Input(input_type={"input": np.array(net.input_shape)})}
     shape: tuple[int, ...] = tuple(net.input_shape)
     ci = 0
     for index, layer in enumerate(net.layers):
         if layer.kind == "pool":
-            k, s = layer.kernel, layer.stride
-            c, oh, ow = layer.in_shape[0], *layer.out_hw
-            nodes[f"pool{index}"] = nir.SumPool2d(
-                np.array([k, k]), np.array([s, s]), np.array([0, 0]), metadata={"spikeforge_layer": index}
-            )
-            per_channel = np.where(np.asarray(layer.mode) == 1, k * k - 1, 0).astype(np.int64)
-            nodes[f"pool{index}_spike"] = nir.Threshold(
-                np.broadcast_to(per_channel[:, None, None], (c, oh, ow)).copy()
-            )
-            shape = (c, oh, ow)
+            nodes[f"pool{index}"] = _pool_conv(layer, index, shape)
+            shape = (shape[0], *layer.out_hw)
+            nodes[f"pool{index}_lif"] = _lif(shape)
             continue
-        meta: dict[str, Any] = {
-            "spikeforge_layer": index,
-            "input_bits": int(layer.input_bits),
-            "spiking": int(layer.spiking),
-        }
+        threshold = np.asarray(layer.threshold, dtype=np.int64)
+        factor = levels if index == 0 else 1  # the first layer takes [0, 1] pixels, the core x * levels
+        meta: dict[str, Any] = {"spikeforge_layer": index, "spikeforge_kind": layer.kind,
+                                "input_bits": int(layer.input_bits), "spiking": int(layer.spiking),
+                                "threshold": threshold, "input_scale": int(factor)}
         if scales is not None:
             meta["scale"] = np.asarray(scales[ci], dtype=np.float64)
         ci += 1
-        weight = np.asarray(layer.weight, dtype=np.int64)
-        bias = (
-            np.zeros(layer.outputs, dtype=np.int64)
-            if layer.spiking
-            else -np.asarray(layer.threshold, np.int64)
-        )
+        weight = np.asarray(layer.weight, dtype=np.float64) * factor
+        bias = (0.5 - threshold) if layer.spiking else -threshold.astype(np.float64)
         if layer.kind == "dense":
             if len(shape) > 1:
-                nodes[f"flatten{index}"] = nir.Flatten(input_type={"input": np.array(shape)}, start_dim=0)
+                nodes[f"flatten{index}"] = nir.Flatten(input_type={"input": np.array(shape)}, start_dim=-len(shape),
+                                                       end_dim=-1)
             nodes[f"layer{index}"] = nir.Affine(weight=weight, bias=bias, metadata=meta)
-            out_shape: tuple[int, ...] = (layer.outputs,)
+            shape = (layer.outputs,)
         else:
-            nodes[f"layer{index}"] = nir.Conv2d(
-                input_shape=tuple(layer.in_shape[1:]),
-                weight=weight,
-                stride=layer.stride,
-                padding=layer.padding,
-                dilation=1,
-                groups=1,
-                bias=bias,
-                metadata=meta,
-            )
-            out_shape = (layer.outputs, *layer.out_hw)
+            nodes[f"layer{index}"] = nir.Conv2d(input_shape=tuple(layer.in_shape[1:]), weight=weight,
+                                                stride=layer.stride, padding=layer.padding, dilation=1, groups=1,
+                                                bias=bias, metadata=meta)
+            shape = (layer.outputs, *layer.out_hw)
         if layer.spiking:
-            t = np.asarray(layer.threshold, dtype=np.int64) - 1  # acc >= T  <=>  acc > T - 1
-            if layer.kind == "conv":
-                t = np.broadcast_to(t[:, None, None], out_shape).copy()
-            nodes[f"layer{index}_spike"] = nir.Threshold(t)
-        shape = out_shape
+            nodes[f"layer{index}_lif"] = _lif(shape)
     nodes["output"] = nir.Output(output_type={"output": np.array(shape)})
     names = list(nodes)
-    edges = list(zip(names[:-1], names[1:], strict=True))
     metadata = {
-        "format": "spikeforge-integer",
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
         "input_bits": int(net.input_bits),
+        "input_scale": int(levels),
+        "input_range": np.array([0.0, 1.0]),
         "num_classes": int(net.num_classes),
-        "comparison": "core fires on acc >= T; exported Threshold is T - 1 (NIR fires on >)",
+        "timesteps": 1,
+        "dt": EXPORT_DT,
+        "comparison": "core fires on acc >= T; the graph computes acc - T + 0.5 and fires on > 0",
+        "readout": "the last Affine/Conv2d output is the core's value acc - T; the class is its argmax",
     }
-    return nir.NIRGraph(nodes=nodes, edges=edges, metadata=metadata, type_check=False)
+    return nir.NIRGraph(nodes=nodes, edges=list(zip(names[:-1], names[1:], strict=True)), metadata=metadata,
+                        type_check=False)
 
 
 def write_nir(net: IntegerNetwork, path: str | os.PathLike, scales: list[list[float]] | None = None) -> Path:
@@ -116,123 +142,79 @@ def write_nir(net: IntegerNetwork, path: str | os.PathLike, scales: list[list[fl
     return path
 
 
-def _chain(graph: Any) -> list[tuple[str, Any]]:
-    """Nodes of a sequential graph from its Input to its Output, in order."""
-    nodes, edges = graph.nodes, [tuple(e) for e in graph.edges]
-    succ: dict[str, str] = {}
-    for a, b in edges:
-        if a in succ:
-            raise NIRError(f"NIR node {a!r} has several successors; only sequential graphs are supported")
-        succ[a] = b
-    starts = [n for n, node in nodes.items() if type(node).__name__ == "Input"]
-    if len(starts) != 1:
-        raise NIRError(f"NIR graph has {len(starts)} Input nodes; export a single-input network")
-    order, name = [], starts[0]
-    while True:
-        if name not in nodes:
-            raise NIRError(f"NIR edge points to unknown node {name!r}; the file is corrupt")
-        order.append((name, nodes[name]))
-        if name not in succ:
-            break
-        name = succ[name]
-        if len(order) > len(nodes):
-            raise NIRError("NIR graph has a cycle; only sequential graphs are supported")
-    if type(order[-1][1]).__name__ != "Output":
-        raise NIRError("NIR graph does not end in an Output node")
+# --- exact re-import of spikeforge's own export --------------------------------------------------
+
+
+def _scalar(value: Any, where: str) -> int:
+    arr = np.asarray(value).ravel()
+    if arr.size == 0 or not np.all(arr == arr[0]):
+        raise NIRError(f"{where} is not one value for both axes; the core takes square kernels and strides")
+    return int(arr[0])
+
+
+def _ints(value: Any, where: str) -> np.ndarray:
+    arr = np.asarray(value)
+    if arr.dtype.kind not in "iuf" or not np.all(np.isfinite(arr)) or not np.array_equal(arr, np.rint(arr)):
+        raise NIRError(f"{where} holds non-integer values; it was not written by spikeforge's export")
+    return np.rint(arr).astype(np.int64)
+
+
+def _chain(graph: Graph) -> list:
+    """Input to Output of a sequential graph (spikeforge writes nothing else)."""
+    succ = dict(graph.edges)
+    order, name = [], next((n for n, node in graph.nodes.items() if node.type == "Input"), None)
+    while name is not None and len(order) <= len(graph.nodes):
+        order.append(graph.nodes[name])
+        name = succ.get(name)
+    if len(graph.edges) != len(graph.nodes) - 1 or len(order) != len(graph.nodes) or order[-1].type != "Output":
+        raise NIRError("NIR graph is not the sequential Input ... Output chain spikeforge's export writes")
     return order
 
 
-def _int_array(value: Any, name: str) -> np.ndarray:
-    arr = np.asarray(value)
-    if arr.dtype.kind == "f":
-        if not np.all(np.isfinite(arr)) or not np.array_equal(arr, np.rint(arr)):
-            raise NIRError(f"NIR node {name!r} holds non-integer values; only integer networks import")
-    elif arr.dtype.kind not in "iu":
-        raise NIRError(f"NIR node {name!r} has dtype {arr.dtype}; expected integers")
-    return arr.astype(np.int64)
-
-
-def _per_channel(t: np.ndarray, name: str) -> np.ndarray:
-    """A Threshold broadcast over a conv map, back to one value per channel."""
-    if t.ndim == 3:
-        if not np.all(t == t[:, :1, :1]):
-            raise NIRError(f"NIR node {name!r} varies over positions; the core has one threshold per channel")
-        return t[:, 0, 0]
-    return t
-
-
 def from_nir(graph: Any) -> IntegerNetwork:
-    """Rebuild the IntegerNetwork of a graph written by `to_nir` (after `nir.read` or not)."""
+    """The IntegerNetwork of a graph written by `to_nir` (a `nir.NIRGraph`, or a parsed `Graph`)."""
+    graph = graph_from_nir(graph)
+    meta = graph.metadata
+    if str(meta.get("format", "")) != FORMAT or int(np.asarray(meta.get("format_version", 0))) != FORMAT_VERSION:
+        raise NIRError("NIR graph was not written by spikeforge's export (metadata.format); "
+                       "import float graphs with `spikeforge quantize MODEL.nir`")
     order = _chain(graph)
-    meta = {k: (v.decode() if isinstance(v, bytes) else v) for k, v in (graph.metadata or {}).items()}
-    input_shape = tuple(int(v) for v in np.asarray(order[0][1].input_type["input"]).ravel())
+    input_shape = tuple(int(v) for v in np.asarray(order[0].fields.get("shape")).ravel())
     if len(input_shape) != 3:
         raise NIRError(f"NIR Input shape {input_shape} is not [c, h, w]")
-    input_bits = int(np.asarray(meta.get("input_bits", 8)))
+    input_bits = int(np.asarray(meta["input_bits"]))
     layers: list = []
     shape: tuple[int, ...] = input_shape
-    i = 1
-    while i < len(order) - 1:
-        name, node = order[i]
-        kind = type(node).__name__
-        nxt_name, nxt = order[i + 1]
-        thresholded = type(nxt).__name__ == "Threshold"
-        if kind == "Flatten":
-            i += 1
+    for i, node in enumerate(order[1:-1], start=1):
+        if node.type in ("Flatten", "LIF"):
             continue
-        if kind == "SumPool2d":
-            k, s = (int(np.asarray(v).ravel()[0]) for v in (node.kernel_size, node.stride))
-            if np.any(np.asarray(node.padding) != 0) or not thresholded:
-                raise NIRError(f"NIR node {name!r}: pooling must be SumPool2d(padding 0) then Threshold")
-            t = _per_channel(_int_array(nxt.threshold, nxt_name), nxt_name)
-            if not np.all((t == 0) | (t == k * k - 1)):
-                raise NIRError(f"NIR node {nxt_name!r}: pool threshold must be 0 (OR) or k*k-1 (AND)")
-            mode = ((t == k * k - 1) & (k > 1)).astype(np.uint8)
-            pool = Pool(k, s, mode, in_shape=tuple(shape))
-            layers.append(pool)
-            shape = (shape[0], *pool.out_hw)
-            i += 2
+        f = node.fields
+        kind = str(node.metadata.get("spikeforge_kind", ""))
+        bias = np.asarray(f.get("bias"), dtype=np.float64)
+        spiking = order[i + 1].type == "LIF"
+        if kind == "pool":
+            k, s = _scalar(f["weight"].shape[-1], node.where()), _scalar(f["stride"], node.where())
+            layer: Any = Pool(k, s, _ints(node.metadata["mode"], node.where()).astype(np.uint8), in_shape=shape)
+            layers.append(layer)
+            shape = (shape[0], *layer.out_hw)
             continue
-        if kind not in ("Affine", "Conv2d"):
-            raise NIRError(f"NIR node {name!r} of type {kind} is not supported by the integer core")
-        weight = _int_array(node.weight, name)
-        bias = _int_array(node.bias, name)
-        bits = int(np.asarray((node.metadata or {}).get("input_bits", input_bits if not layers else 1)))
-        if thresholded:
-            threshold = _per_channel(_int_array(nxt.threshold, nxt_name), nxt_name) + 1
-            if np.any(bias != 0):
-                raise NIRError(
-                    f"NIR node {name!r}: a spiking layer's bias must be 0 (it lives in the threshold)"
-                )
-        else:
-            threshold = -bias
-        if kind == "Affine":
-            layer: Dense | Conv = Dense(weight, threshold, spiking=thresholded, input_bits=bits)
+        factor = int(np.asarray(node.metadata.get("input_scale", 1)))
+        weight = _ints(np.asarray(f["weight"], dtype=np.float64) / factor, node.where())
+        threshold = _ints(0.5 - bias if spiking else -bias, node.where())
+        bits = int(np.asarray(node.metadata.get("input_bits", 1)))
+        if kind == "dense":
+            layer = Dense(weight, threshold, spiking=spiking, input_bits=bits)
             shape = (layer.outputs,)
         else:
-            stride, padding = (int(np.asarray(v).ravel()[0]) for v in (node.stride, node.padding))
-            layer = Conv(
-                weight, threshold, tuple(shape), stride, padding, spiking=thresholded, input_bits=bits
-            )
+            layer = Conv(weight, threshold, tuple(shape), _scalar(f["stride"], node.where()),
+                         _scalar(f["padding"], node.where()), spiking=spiking, input_bits=bits)
             shape = (layer.outputs, *layer.out_hw)
         layers.append(layer)
-        i += 2 if thresholded else 1
-    num_classes = int(np.asarray(meta.get("num_classes", int(np.prod(shape)))))
-    net = IntegerNetwork(layers, input_shape, input_bits, num_classes)
+    net = IntegerNetwork(layers, input_shape, input_bits, int(np.asarray(meta["num_classes"])))
     net.validate()
     return net
 
 
 def read_nir(path: str | os.PathLike) -> IntegerNetwork:
-    """Read a NIR file written by `write_nir` back into an IntegerNetwork."""
-    import nir
-
-    try:
-        graph = nir.read(os.fspath(path), type_check=False)
-    except FileNotFoundError:
-        raise NIRError(f"NIR file {path} does not exist; pass a file written by write_nir") from None
-    except Exception as exc:  # h5py/nir raise many kinds for a corrupt file
-        raise NIRError(
-            f"NIR file {path} cannot be read ({type(exc).__name__}); pass a file written by write_nir"
-        ) from None
-    return from_nir(graph)
+    """Read a NIR file written by `write_nir` back into the identical IntegerNetwork."""
+    return from_nir(read_graph(path))

@@ -39,6 +39,12 @@ def core_for(net: IntegerNetwork, rows: int, cols: int, weight_bits: int) -> Cor
     return config_for_network(net, rows, cols, weight_bits=max(weight_bits, net.required_weight_bits()))
 
 
+def check_options(weight_bits: int, input_bits: int, rows: int, cols: int) -> None:
+    """Refuse bad bit widths and array shapes before any work (one line each)."""
+    q.check_bits(weight_bits, input_bits)
+    CoreConfig(rows=rows, cols=cols)
+
+
 def quantize_checkpoint(
     checkpoint: str | os.PathLike,
     out: str | os.PathLike,
@@ -55,14 +61,11 @@ def quantize_checkpoint(
 ) -> QuantizeResult:
     """Quantize `checkpoint` into the artifact directory `out` (replaced atomically)."""
     from spikeforge.model.data import load_dataset
-    from spikeforge.quant.artifact import write_artifact
-    from spikeforge.quant.nir_io import write_nir
-    from spikeforge.quant.report import build_report, to_json, to_markdown
+    from spikeforge.quant.report import build_report
 
-    q.check_bits(weight_bits, input_bits)
+    check_options(weight_bits, input_bits, rows, cols)
     if isinstance(qat_epochs, bool) or not isinstance(qat_epochs, int) or qat_epochs < 0:
         raise q.QuantError(f"--qat-epochs {qat_epochs} is negative; use 0 (no fine-tuning) or more")
-    CoreConfig(rows=rows, cols=cols)  # refuse bad --rows/--cols before any work
 
     ckpt = q.load_checkpoint(checkpoint)
     q.check_method(ckpt["method"])
@@ -85,7 +88,6 @@ def quantize_checkpoint(
     qres.network.meta["dataset"] = dsinfo["name"]
     report = build_report(folded, qres, ds.x_test, ds.y_test, reference=model if folded is not model else None)
 
-    net = qres.network
     extra = {
         "per_channel": bool(per_channel),
         "provenance": {
@@ -100,9 +102,20 @@ def quantize_checkpoint(
             "agreement": report["agreement"],
             "created_by": f"spikeforge {__version__}",
         },
-        "folding": [f.to_dict() for f in qres.folds],
-        "nir_file": "network.nir",
     }
+    return write_quantized(out, qres, report, extra, rows, cols, weight_bits)
+
+
+def write_quantized(out: str | os.PathLike, qres: q.QuantResult, report: dict[str, Any], extra: dict[str, Any],
+                    rows: int, cols: int, weight_bits: int) -> QuantizeResult:
+    """The artifact of a quantized network: manifest (+ `extra`), weights, memory files for the
+    rows x cols core, report.json/.md and the NIR export, written atomically into `out`."""
+    from spikeforge.quant.artifact import write_artifact
+    from spikeforge.quant.nir_io import write_nir
+    from spikeforge.quant.report import to_json, to_markdown
+
+    net = qres.network
+    extra = {**extra, "folding": [f.to_dict() for f in qres.folds], "nir_file": "network.nir"}
     scales = [f.scale for f in qres.folds]
     core = core_for(net, rows, cols, weight_bits)
     path = write_artifact(

@@ -53,9 +53,23 @@ def build_report(
     `model` is the float model that was folded (after QAT, if any); `reference`, when given, is
     the original checkpoint's model, whose accuracy is the "float" figure to compare against.
     """
-    y = np.asarray(y)
     fpred, frates = float_predict(model, x)
     ipred, irates = integer_predict(qres, x)
+    report = compare(fpred, frates, ipred, irates, y, qres)
+    if reference is not None:
+        rpred, _ = float_predict(reference, x)
+        report["folded_float_accuracy"] = report["float_accuracy"]  # the QAT-tuned float model
+        report["float_accuracy"] = float(np.mean(rpred == np.asarray(y)))
+        report["agreement_with_original"] = float(np.mean(rpred == ipred))
+        report["accuracy_drop_pp"] = 100.0 * (report["float_accuracy"] - report["integer_accuracy"])
+    return report
+
+
+def compare(fpred: np.ndarray, frates: list[float], ipred: np.ndarray, irates: list[float], y: np.ndarray,
+            qres: QuantResult) -> dict[str, Any]:
+    """The report of float predictions `fpred` (a torch model, or a NIR graph's reference executor)
+    against the golden model's `ipred`, with both sides' spike rates per spiking block."""
+    y = np.asarray(y)
     report: dict[str, Any] = {
         "samples": int(len(y)),
         "float_accuracy": float(np.mean(fpred == y)),
@@ -71,17 +85,14 @@ def build_report(
             for i, (f, r) in enumerate(zip(frates, irates, strict=True))
         ],
     }
-    if reference is not None:
-        rpred, _ = float_predict(reference, x)
-        report["folded_float_accuracy"] = report["float_accuracy"]  # the QAT-tuned float model
-        report["float_accuracy"] = float(np.mean(rpred == y))
-        report["agreement_with_original"] = float(np.mean(rpred == ipred))
     report["accuracy_drop_pp"] = 100.0 * (report["float_accuracy"] - report["integer_accuracy"])
     return report
 
 
 def _rows(report: dict[str, Any]) -> list[tuple[str, str]]:
-    rows = [("float accuracy (eval, fixed threshold)", f"{100 * report['float_accuracy']:.2f} %")]
+    what = "float accuracy (NIR graph, reference executor)" if report.get("source") == "nir" else \
+        "float accuracy (eval, fixed threshold)"
+    rows = [(what, f"{100 * report['float_accuracy']:.2f} %")]
     if "folded_float_accuracy" in report:
         rows.append(("float accuracy after QAT", f"{100 * report['folded_float_accuracy']:.2f} %"))
     rows += [
@@ -95,6 +106,8 @@ def _rows(report: dict[str, Any]) -> list[tuple[str, str]]:
         ("input bits", str(report["input_bits"])),
         ("accumulator bits (per layer)", ", ".join(map(str, report["layer_acc_bits"]))),
     ]
+    if "readout" in report:
+        rows += [("readout (NIR graph)", report["readout"]), ("time step dt (NIR graph)", f"{report['dt']:g} s")]
     rows += [
         (f"spike rate block {r['block']} (float / int)", f"{r['float']:.4f} / {r['integer']:.4f}")
         for r in report["spike_rates"]

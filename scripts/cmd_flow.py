@@ -22,6 +22,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="one-time-step training method (default hoyer)")
     parser.add_argument("--epochs", type=int, default=None, help="training epochs (default: the trainer's)")
     parser.add_argument("--checkpoint", default=None, metavar="PATH", help="reuse this checkpoint, skip training")
+    parser.add_argument("--nir", default=None, metavar="MODEL.nir",
+                        help="bring your own SNN: a float NIR graph (snnTorch, Norse, ...) instead of training")
+    parser.add_argument("--timesteps", type=int, default=None, metavar="T",
+                        help="NIR: time steps per image (default: the graph's, else 1)")
+    parser.add_argument("--dt", type=float, default=None, metavar="S",
+                        help="NIR: Euler time step in seconds (default: the graph's, else 1e-4 as snnTorch)")
+    parser.add_argument("--input-range", default=None, metavar="LO,HI",
+                        help="NIR: pixels in [0, 1] map to the graph's input range [LO, HI] (default 0,1)")
+    parser.add_argument("--input-encoding", default=None, choices=("direct", "rate"),
+                        help="NIR: how pixels enter the graph (default: the graph's, else direct)")
     parser.add_argument("--rows", type=int, default=8, help="PE array rows (default 8)")
     parser.add_argument("--cols", type=int, default=8, help="PE array columns (default 8)")
     parser.add_argument("--weight-bits", type=int, default=8, help="weight bits (default 8)")
