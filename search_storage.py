@@ -33,6 +33,11 @@ def claim_out(out: str, force: bool = False) -> Path:
     except ImportError:
         claim_dir = None
     if claim_dir is not None:
+        from spikeforge.outputs import read_stamp, write_stamp  # type: ignore[import-not-found]
+
+        legacy = Path(os.path.abspath(os.path.expanduser(out)))
+        if (legacy / ".spikeforge-search").is_file() and read_stamp(legacy) is None:
+            write_stamp(legacy, "search")  # a search folder from before the shared stamp existed
         return Path(claim_dir(out, "search", force=force))
     target = Path(os.path.abspath(os.path.expanduser(out)))
     marker = target / ".spikeforge-search"
