@@ -43,11 +43,25 @@ class Layout:
         return [t for t in self.tiles if t.layer == layer]
 
 
-def plan_layout(net: IntegerNetwork, cfg: CoreConfig) -> Layout:
-    """Place every compute layer's tiles; refuse configs whose memories or widths are too small."""
-    slots = cfg.pes
+def place_tiles(net: IntegerNetwork, rows: int, cols: int) -> tuple[tuple[TilePlacement, ...], int, int]:
+    """(tiles, weight words per PE, threshold words per column) of `net` on an R x C array: the
+    placement rule of the module docstring, with no check of any memory or width."""
+    slots = rows * cols
     tiles: list[TilePlacement] = []
     wbase = tbase = 0
+    for index, layer in enumerate(net.layers):
+        if layer.kind == "pool":
+            continue
+        for t in range(-(-layer.outputs // slots)):
+            first = t * slots
+            tiles.append(TilePlacement(index, t, first, min(slots, layer.outputs - first), wbase, tbase))
+            wbase += layer.fan_in
+            tbase += rows
+    return tuple(tiles), wbase, tbase
+
+
+def plan_layout(net: IntegerNetwork, cfg: CoreConfig) -> Layout:
+    """Place every compute layer's tiles; refuse configs whose memories or widths are too small."""
     for index, layer in enumerate(net.layers):
         if layer.kind == "pool":
             continue
@@ -61,11 +75,7 @@ def plan_layout(net: IntegerNetwork, cfg: CoreConfig) -> Layout:
                 f"max_input_bits={cfg.max_input_bits} is smaller than layer {index}'s input_bits "
                 f"{layer.input_bits}; use max_input_bits >= {layer.input_bits}"
             )
-        for t in range(-(-layer.outputs // slots)):
-            first = t * slots
-            tiles.append(TilePlacement(index, t, first, min(slots, layer.outputs - first), wbase, tbase))
-            wbase += layer.fan_in
-            tbase += cfg.rows
+    tiles, wbase, tbase = place_tiles(net, cfg.rows, cfg.cols)
     if wbase > cfg.weight_depth:
         raise ConfigError(
             f"weight_depth={cfg.weight_depth} is too small: the model needs {wbase} words per PE "
@@ -79,7 +89,7 @@ def plan_layout(net: IntegerNetwork, cfg: CoreConfig) -> Layout:
     need_w = net.required_weight_bits()
     if need_w > cfg.weight_bits:
         raise ConfigError(f"weight_bits={cfg.weight_bits} is too narrow: the model's weights need {need_w} bits; "
-                          f"use --weight-bits {need_w}")
+                          f"use --weight-bits {need_w} or more, or quantize the model to {cfg.weight_bits} bits")
     need_acc = net.required_acc_bits()
     if need_acc > cfg.acc_bits:
         raise ConfigError(
@@ -90,7 +100,7 @@ def plan_layout(net: IntegerNetwork, cfg: CoreConfig) -> Layout:
     if thr_need > cfg.threshold_max + 1:
         raise ConfigError(f"threshold_bits={cfg.threshold_bits} cannot hold threshold {thr_need}; "
                           f"use threshold_bits >= {thr_need.bit_length() + 1}")
-    return Layout(cfg, tuple(tiles), wbase, tbase)
+    return Layout(cfg, tiles, wbase, tbase)
 
 
 def memory_images(net: IntegerNetwork, layout: Layout) -> tuple[np.ndarray, np.ndarray]:
@@ -158,22 +168,12 @@ def config_for_network(
     """
     net.validate()
     CoreConfig(rows=rows, cols=cols, skip_window=skip_window)  # range checks first, one-line errors
-    need_w = net.required_weight_bits()
-    wb = need_w if weight_bits is None else weight_bits
-    if wb < need_w:
-        raise ConfigError(
-            f"weight_bits={wb} is too narrow for this model (its weights need {need_w} bits); "
-            f"use --weight-bits {need_w} or more, or quantize the model to {wb} bits"
-        )
+    wb = net.required_weight_bits() if weight_bits is None else weight_bits
     acc = max(net.required_acc_bits(), wb) if acc_bits is None else acc_bits
-    if acc < wb:
-        raise ConfigError(f"acc_bits={acc} is narrower than weight_bits={wb}; use --acc-bits {max(wb, 2)} or more")
     t_lo = min(int(layer.threshold.min(initial=0)) for layer in net.compute_layers)
     t_hi = max(int(layer.threshold.max(initial=0)) for layer in net.compute_layers)
     tb = min(acc, max(2, signed_bits_for_range(t_lo, t_hi)))
-    slots = rows * cols
-    wwords = sum(-(-layer.outputs // slots) * layer.fan_in for layer in net.compute_layers)
-    twords = sum(-(-layer.outputs // slots) * rows for layer in net.compute_layers)
+    _, wwords, twords = place_tiles(net, rows, cols)
     cfg = CoreConfig(
         rows=rows,
         cols=cols,
@@ -187,5 +187,5 @@ def config_for_network(
         threshold_depth=_pow2(twords),
         fault=fault,
     )
-    plan_layout(net, cfg)  # the placement rules refuse anything that does not fit (acc_bits too narrow, ...)
+    plan_layout(net, cfg)  # the one place that refuses what does not fit (weight_bits or acc_bits too narrow, ...)
     return cfg
