@@ -8,6 +8,11 @@ An installed package has no source checkout to write into, and a command run fro
 must find the builds of an earlier run, so nothing is cached relative to the package or the
 working directory. Every cache entry is written under `file_lock`, so two processes that build
 the same design at once build it once: the second waits and reuses the first one's result.
+
+Entries are named by everything that shapes them (sources, recipe, tool versions), so several
+spikeforge versions and checkouts share one cache without ever reusing each other's entries; the
+price is that old entries stay. `prune_stale` bounds that: an entry not used for
+SPIKEFORGE_CACHE_DAYS days (default 30) is deleted the next time something new is built there.
 """
 
 from __future__ import annotations
@@ -15,10 +20,15 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
+import shutil
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 BUILD_ENV = "SPIKEFORGE_BUILD_DIR"
+MAX_AGE_ENV = "SPIKEFORGE_CACHE_DAYS"
+DEFAULT_MAX_AGE_DAYS = 30.0
+PRUNE_EVERY_S = 24 * 3600.0  # look for stale entries at most once a day per cache folder
 
 
 def cache_root() -> Path:
@@ -70,3 +80,56 @@ def folder_size(path: Path) -> int:
             with contextlib.suppress(OSError):
                 total += os.lstat(os.path.join(root, name)).st_size
     return total
+
+
+def touch(path: Path) -> None:
+    """Mark a cache entry as used now (its stamp's mtime is its last use)."""
+    with contextlib.suppress(OSError):
+        os.utime(path)
+
+
+def max_age_s() -> float:
+    try:
+        days = float(os.environ.get(MAX_AGE_ENV, DEFAULT_MAX_AGE_DAYS))
+    except ValueError:
+        days = DEFAULT_MAX_AGE_DAYS
+    return max(days, 0.0) * 86400.0
+
+
+def prune_stale(folder: Path, stamp_of, lock_of, now: float | None = None) -> list[Path]:
+    """Delete the entries of `folder` (files or folders) whose stamp (`stamp_of(entry)`) was last
+    used more than SPIKEFORGE_CACHE_DAYS ago. Each is deleted under its own lock (`lock_of(entry)`)
+    taken without waiting, so an entry in use right now is skipped. Runs at most once a day per
+    folder; returns what it deleted."""
+    now = time.time() if now is None else now
+    marker = folder / ".pruned"
+    try:
+        if now - marker.stat().st_mtime < PRUNE_EVERY_S:
+            return []
+    except OSError:
+        pass
+    folder.mkdir(parents=True, exist_ok=True)
+    marker.touch()
+    limit, removed = max_age_s(), []
+    for entry in folder.iterdir():
+        if entry.name.startswith(".") or entry.suffix == ".lock":
+            continue
+        try:
+            if now - stamp_of(entry).stat().st_mtime <= limit:
+                continue
+        except OSError:
+            continue  # no stamp: being built, or not an entry
+        with open(lock_of(entry), "a+") as handle:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                continue
+            try:
+                if entry.is_dir():
+                    shutil.rmtree(entry, ignore_errors=True)
+                else:
+                    entry.unlink(missing_ok=True)
+                removed.append(entry)
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
+    return removed

@@ -398,3 +398,30 @@ def test_fusesoc_synth_target_runs_spikeforge_synth(tmp_path: Path, monkeypatch:
     assert result["lut4"] > 0 and result["fmax_mhz"] > 0
     cfg = CoreConfig(**manifest["config"])
     assert result["top"] == cfg.top_name
+
+
+def test_stale_cache_entries_are_pruned_but_not_one_in_use(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import fcntl
+
+    monkeypatch.setenv(cache.MAX_AGE_ENV, "30")
+    folder = tmp_path / "verilator"
+    old = time.time() - 31 * 86400
+    entries = {}
+    for name in ("old-free", "old-busy", "fresh"):
+        d = folder / name
+        d.mkdir(parents=True)
+        (d / "built.json").write_text("{}")
+        if name.startswith("old"):
+            os.utime(d / "built.json", (old, old))
+        entries[name] = d
+    (folder / "building").mkdir()  # no stamp yet: never touched
+
+    def lock_of(d: Path) -> Path:
+        return d.with_name(d.name + ".lock")
+
+    with open(lock_of(entries["old-busy"]), "a+") as busy:
+        fcntl.flock(busy, fcntl.LOCK_SH)  # a simulation is using it
+        removed = cache.prune_stale(folder, lambda d: d / "built.json", lock_of)
+    assert removed == [entries["old-free"]]
+    assert {p.name for p in folder.iterdir() if p.is_dir()} == {"old-busy", "fresh", "building"}
+    assert cache.prune_stale(folder, lambda d: d / "built.json", lock_of) == []  # once a day at most

@@ -32,7 +32,7 @@ from typing import Any
 import numpy as np
 
 from spikeforge import SpikeforgeError, atomic_write_text
-from spikeforge.cache import cache_dir, file_lock
+from spikeforge.cache import cache_dir, file_lock, prune_stale, touch
 from spikeforge.hw.config import CoreConfig
 from spikeforge.sim.estimate.designs import core_verilog, mac_pe_verilog, pe_verilog, wrapped_core_verilog
 
@@ -391,11 +391,13 @@ def synthesize(
         if use_cache and cache.is_file():
             result = json.loads(cache.read_text())
             result["cached"] = True
+            touch(cache)  # last use, for prune_stale
             return result
         result = _synthesize_uncached(verilog, top, flow, route, freq_mhz, seed, keep,
                                       dict(device=device, out_of_context=out_of_context, package=package))
         result.update(top=top, design_id=design_id, key=key, tools=tool_versions(), options=options)
         _atomic_json(cache, result)
+    prune_stale(build_dir(), lambda f: f, lambda f: f.with_suffix(".lock"))
     result["cached"] = False
     return result
 

@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from spikeforge import SpikeforgeError
-from spikeforge.cache import cache_dir
+from spikeforge.cache import cache_dir, prune_stale, touch
 from spikeforge.cache import file_lock as _locked
 from spikeforge.hw.config import CoreConfig
 from spikeforge.hw.generate import LINT_WAIVERS
@@ -173,6 +173,7 @@ def build(cfg: CoreConfig, sim: str = "verilator", kind: str = "core", waves: bo
             try:
                 saved = json.loads(stamp.read_text())
                 if saved.get("key") == want:
+                    touch(stamp)  # last use, for prune_stale
                     return Build(sim, kind, saved["top"], directory, waves, cfg, float(saved.get("seconds", 0.0)),
                                  cached=True)
             except (OSError, ValueError, KeyError):
@@ -202,6 +203,7 @@ def build(cfg: CoreConfig, sim: str = "verilator", kind: str = "core", waves: bo
         tmp = stamp.with_name(".built.json.tmp")
         tmp.write_text(json.dumps({"key": want, "top": top, "seconds": seconds}, indent=1))
         os.replace(tmp, stamp)
+    prune_stale(directory.parent, lambda d: d / "built.json", lambda d: d.with_name(d.name + ".lock"))
     return Build(sim, kind, top, directory, waves, cfg, seconds)
 
 
