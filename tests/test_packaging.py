@@ -425,3 +425,37 @@ def test_stale_cache_entries_are_pruned_but_not_one_in_use(tmp_path: Path, monke
     assert removed == [entries["old-free"]]
     assert {p.name for p in folder.iterdir() if p.is_dir()} == {"old-busy", "fresh", "building"}
     assert cache.prune_stale(folder, lambda d: d / "built.json", lock_of) == []  # once a day at most
+
+
+def test_verify_table_keeps_its_headers_in_a_log(capsys: pytest.CaptureFixture[str]) -> None:
+    from spikeforge.scripts.cmd_verify import _print_table
+    from spikeforge.sim.rtl.scoreboard import CheckReport
+
+    cfg = CoreConfig(rows=8, cols=8)
+    _print_table([("tile vectors", CheckReport("verilator", "8x8", vectors=64)),
+                  ("images", CheckReport("verilator", "8x8", vectors=900, images=20))], "verilator", cfg)
+    out = capsys.readouterr().out
+    for header in ("check", "vectors", "images", "bit-exact", "cycle-exact", "classes equal", "sim cycles/s"):
+        assert header in out, out
+    assert "…" not in out
+
+
+def test_flow_help_is_whole_sentences() -> None:
+    from spikeforge.scripts import cmd_flow
+
+    # It used to stop at "... report) on the default".
+    assert cmd_flow.HELP.endswith("on an 8x8 core") and cmd_flow.DESCRIPTION.endswith("cycle for cycle.")
+
+
+def test_bench_json_and_out(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                            capsys: pytest.CaptureFixture[str]) -> None:
+    from spikeforge.scripts import bench_core
+    from spikeforge.scripts.cli import main
+
+    real = bench_core.measure
+    monkeypatch.setattr(bench_core, "measure", lambda seed=0: real(vectors=5, seed=seed))  # small: plumbing
+    assert main(["bench", "--which", "core", "--json", "--out", str(tmp_path)]) == 0
+    printed = json.loads(capsys.readouterr().out)
+    assert printed == json.loads((tmp_path / "bench.json").read_text())
+    assert printed["schema"] == "spikeforge-bench" and len(printed["core"]["densities"]) == 6
+    assert printed["core"]["golden"]["inferences_per_s"] > 0

