@@ -1,7 +1,8 @@
 """Verilog generation: a CoreConfig (and optionally an integer network) -> a directory of files.
 
-Writes `<top>.v`, `core.json` (the parameters and the ports) and, for a model, the memory init
-files ($readmemh) and the memory layout. The weights of a model are also baked into the Verilog
+Writes `<top>.v`, `core.json` (the parameters, the ports and the files), the FuseSoC core with
+its lint waivers and smoke testbench (hw/fusesoc.py) and, for a model, the memory init files
+($readmemh) and the memory layout. The weights of a model are also baked into the Verilog
 as memory initial values, so the design simulates and synthesises as is; the write port loads
 other models at run time.
 """
@@ -75,7 +76,7 @@ def resolve_config(rows: int, cols: int, network=None, **given: int | None) -> C
 def generate(cfg: CoreConfig, out_dir: str | os.PathLike, network=None) -> dict:
     """Write the design for cfg (and a model) atomically into out_dir: the Verilog, core.json,
     the memory init files and the FuseSoC `.core`; return the manifest (core.json's content)."""
-    from spikeforge.hw.fusesoc import write_fusesoc_core
+    from spikeforge.hw.fusesoc import write_fusesoc_files
     from spikeforge.hw.layout import memory_images, plan_layout, write_memory_files
 
     out = Path(out_dir)
@@ -108,8 +109,9 @@ def generate(cfg: CoreConfig, out_dir: str | os.PathLike, network=None) -> dict:
         (staging / manifest["verilog"]).write_text(text)
         if network is not None:
             write_memory_files(network, cfg, staging / "mem")
+        manifest["files"] = {"verilog": manifest["verilog"],
+                             **write_fusesoc_files(staging, manifest, text, network)}
         (staging / "core.json").write_text(json.dumps(manifest, indent=2) + "\n")
-        write_fusesoc_core(staging, manifest)
         if out.exists():
             backup = out.with_name(f".{out.name}.old")
             shutil.rmtree(backup, ignore_errors=True)

@@ -11,16 +11,15 @@ paper's gamma-based temporal early exit. Choices and sources: docs/BNTT_AND_CONV
 from __future__ import annotations
 
 import math
-import sys
 from collections.abc import Sequence
 from typing import Any
 
 import torch
 import torch.nn.functional as F
-from rich.progress import Progress
 from torch import nn
 
 from spikeforge import SpikeforgeError
+from spikeforge.progress import Progress
 
 THRESHOLD = 1.0
 BN_EPS = 1e-4
@@ -165,7 +164,7 @@ def early_exit_step(layer_avg_gamma: Sequence[float], threshold: float = DEFAULT
 
 # -------------------------------------------------------------------------------------- training
 def _progress() -> Progress:
-    return Progress(disable=not sys.stdout.isatty(), transient=True)
+    return Progress()
 
 
 @torch.no_grad()

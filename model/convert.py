@@ -13,7 +13,6 @@ from __future__ import annotations
 import copy
 import json
 import os
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,12 +20,12 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
-from rich.progress import Progress
 from torch import nn
 
 from spikeforge import SpikeforgeError, atomic_write_text
 from spikeforge.model import ar_metrics, checkpoint
 from spikeforge.model.regularizers import REGULARIZERS, activity_penalty, get_regularizer
+from spikeforge.progress import Progress
 
 ARCHS = ("mlp", "lenet")
 # Picked up by scripts/cmd_train.py for options the user leaves out (tuned on digits, docs).
@@ -132,7 +131,7 @@ def arch_spec(arch: str, hidden: Any) -> dict[str, Any]:
 
 # --------------------------------------------------------------------------------------- training
 def _progress() -> Progress:
-    return Progress(disable=not sys.stdout.isatty(), transient=True)
+    return Progress()
 
 
 def seed_everything(seed: int) -> torch.Generator:

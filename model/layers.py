@@ -1,7 +1,7 @@
 """Spike layers for one-time-step SNNs.
 
 `HoyerSpike` follows Datta, Liu & Beerel (arXiv 2212.10170) as the authors' code
-(`HoyerBiAct` in godatta/Ultra-Low-Latency-SNN) does it; see /work/shared/methods.md section 1.
+(`HoyerBiAct` in godatta/Ultra-Low-Latency-SNN, read for facts) does it.
 `HeavisideSpike` is the plain fixed-threshold baseline.
 
 In eval mode both fire on ``u >= threshold_value()`` where ``u`` is the potential they

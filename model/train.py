@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import math
-import sys
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -63,7 +62,9 @@ class Result:
 
 
 def _progress(total: int, desc: str):
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+    from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn
+
+    from spikeforge.progress import Progress
 
     return Progress(
         TextColumn(desc),
@@ -71,7 +72,6 @@ def _progress(total: int, desc: str):
         MofNCompleteColumn(),
         TimeElapsedColumn(),
         TextColumn("{task.fields[info]}"),
-        disable=not sys.stdout.isatty(),
         transient=False,
     )
 

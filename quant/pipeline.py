@@ -11,7 +11,6 @@ from __future__ import annotations
 import copy
 import hashlib
 import os
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -82,7 +81,7 @@ def quantize_checkpoint(
         lam = float(ckpt.get("lambda") or 0.0) if ckpt["method"] == "hoyer" else 0.0
         folded = q.qat_finetune(
             copy.deepcopy(model), ds.x_train, ds.y_train, weight_bits, per_channel, qat_epochs,
-            seed=seed, lam=lam, progress=sys.stdout.isatty() if progress is None else progress,
+            seed=seed, lam=lam, progress=True if progress is None else progress,
         )
     qres = q.quantize_module(folded, dsinfo, weight_bits, per_channel, input_bits)
     qres.network.meta["dataset"] = dsinfo["name"]

@@ -196,9 +196,9 @@ def qat_finetune(
     loss_fn = nn.CrossEntropyLoss()
     x = torch.as_tensor(x_train, dtype=torch.float32)
     y = torch.as_tensor(y_train, dtype=torch.long)
-    from rich.progress import Progress
+    from spikeforge.progress import Progress
 
-    with Progress(disable=not progress, transient=True) as bar:
+    with Progress(disable=not progress) as bar:
         task = bar.add_task("QAT", total=epochs)
         for _ in range(epochs):
             model.train()

@@ -83,6 +83,29 @@ def golden_throughput(seed: int, batch: int = 1024, repeats: int = 5) -> dict:
     return {"batch": batch, "median_s": statistics.median(times), "inferences_per_s": batch / statistics.median(times)}
 
 
+def measure(vectors: int = 200, rtl_check: int = 0, skip_window: int = 32, seed: int = 0) -> dict:
+    """The figures as a JSON-able dict: the density sweep and the golden model's throughput."""
+    cfg = CoreConfig(rows=8, cols=8, weight_bits=8, acc_bits=20, threshold_bits=20,
+                     skip_window=skip_window, max_inputs=256, weight_depth=256, threshold_depth=8)
+    return {"layer": "256 inputs x 64 outputs", "shape": "8x8", "skip_window": skip_window, "vectors": vectors,
+            "seed": seed, "densities": density_sweep(cfg, 256, vectors, seed, rtl_check),
+            "golden": golden_throughput(seed)}
+
+
+def print_report(result: dict) -> None:
+    rows, tp = result["densities"], result["golden"]
+    print(f"256-input x 64-output layer on an 8x8 array, skip window {result['skip_window']}, "
+          f"{result['vectors']} random vectors per density (seed {result['seed']}); medians")
+    print(f"{'density':>8} {'ideal':>7} {'actual':>7} {'actual/ideal':>12} {'vs dense':>9}")
+    for row in rows:
+        ratio = row["cycles_median"] / row["ideal_median"] if row["ideal_median"] else float("inf")
+        print(f"{row['density']:>8.2f} {row['ideal_median']:>7.0f} {row['cycles_median']:>7.0f} "
+              f"{ratio:>12.2f} {row['ratio_to_dense']:>9.3f}")
+    print(f"fixed overhead per tile (accept, load, flush, drain): {rows[0]['overhead_cycles']} cycles")
+    print(f"golden functional model: {tp['inferences_per_s']:,.0f} inferences/s "
+          f"(64-128-10 MLP, batch {tp['batch']}, median of 5)")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--vectors", type=int, default=200)
@@ -91,26 +114,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--json", default=None, help="also write the figures here")
     args = parser.parse_args(argv)
-    cfg = CoreConfig(rows=8, cols=8, weight_bits=8, acc_bits=20, threshold_bits=20,
-                     skip_window=args.skip_window, max_inputs=256, weight_depth=256, threshold_depth=8)
-    print(f"256-input x 64-output layer on an 8x8 array, skip window {cfg.skip_window}, "
-          f"{args.vectors} random vectors per density (seed {args.seed}); medians")
-    rows = density_sweep(cfg, 256, args.vectors, args.seed, args.rtl_check)
-    print(f"{'density':>8} {'ideal':>7} {'actual':>7} {'actual/ideal':>12} {'vs dense':>9}")
-    for row in rows:
-        ratio = row["cycles_median"] / row["ideal_median"] if row["ideal_median"] else float("inf")
-        print(f"{row['density']:>8.2f} {row['ideal_median']:>7.0f} {row['cycles_median']:>7.0f} "
-              f"{ratio:>12.2f} {row['ratio_to_dense']:>9.3f}")
-    print(f"fixed overhead per tile (accept, load, flush, drain): {rows[0]['overhead_cycles']} cycles")
-    tp = golden_throughput(args.seed)
-    print(f"golden functional model: {tp['inferences_per_s']:,.0f} inferences/s "
-          f"(64-128-10 MLP, batch {tp['batch']}, median of 5)")
+    result = measure(args.vectors, args.rtl_check, args.skip_window, args.seed)
+    print_report(result)
     if args.json:
         from pathlib import Path
 
         from spikeforge import atomic_write_text
 
-        atomic_write_text(Path(args.json), json.dumps({"densities": rows, "golden": tp}, indent=2) + "\n")
+        atomic_write_text(Path(args.json), json.dumps(result, indent=2) + "\n")
     return 0
 
 

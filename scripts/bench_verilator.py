@@ -18,7 +18,6 @@ import argparse
 import json
 import os
 import statistics
-import tempfile
 import time
 from pathlib import Path
 
@@ -67,6 +66,30 @@ def bench_network(model: str, rows: int, cols: int, images: int) -> dict:
             "cycles_per_s": round(report.cycles_per_second, 1)}
 
 
+def measure(runs: int = 5, vectors: int = 64, model: str | None = None, images: int = 50, seed: int = 0) -> dict:
+    """The figures as a JSON-able dict: the 8x8 array's cycles/s and, with a model, the network check."""
+    from spikeforge.toolchain import configure_environment, require
+
+    configure_environment()
+    require("verilator")
+    result = {"cpu_count": os.cpu_count(), "load_average": list(os.getloadavg())}
+    result["array"] = bench_array(8, 8, runs, vectors, seed)
+    if model:
+        result["network"] = bench_network(model, 3, 5, images)
+    return result
+
+
+def print_report(result: dict) -> None:
+    a = result["array"]
+    print(f"8x8 core, {a['vectors']} commands, {a['cycles_per_run']} cycles per run: "
+          f"median {a['cycles_per_s_median']:,.0f} simulated cycles/s over {a['runs']} runs "
+          f"(all: {a['cycles_per_s_all']}); median run wall {a['run_wall_s_median']} s incl. start-up")
+    if "network" in result:
+        n = result["network"]
+        print(f"whole-network check, {n['images']} images on 3x5: {n['wall_s']} s wall "
+              f"({n['sim_cycles']} cycles, {n['cycles_per_s']:,.0f} cycles/s), ok={n['ok']}")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=5)
@@ -76,29 +99,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", default=None, help="write the figures as JSON to this file")
     args = parser.parse_args(argv)
-
-    from spikeforge.toolchain import configure_environment, require
-
-    configure_environment()
-    require("verilator")
-    result = {"cpu_count": os.cpu_count(), "load_average": list(os.getloadavg())}
-    result["array"] = bench_array(8, 8, args.runs, args.vectors, args.seed)
-    a = result["array"]
-    print(f"8x8 core, {a['vectors']} commands, {a['cycles_per_run']} cycles per run: "
-          f"median {a['cycles_per_s_median']:,.0f} simulated cycles/s over {a['runs']} runs "
-          f"(all: {a['cycles_per_s_all']}); median run wall {a['run_wall_s_median']} s incl. start-up")
-    if args.model:
-        result["network"] = bench_network(args.model, 3, 5, args.images)
-        n = result["network"]
-        print(f"whole-network check, {n['images']} images on 3x5: {n['wall_s']} s wall "
-              f"({n['sim_cycles']} cycles, {n['cycles_per_s']:,.0f} cycles/s), ok={n['ok']}")
+    result = measure(args.runs, args.vectors, args.model, args.images, args.seed)
+    print_report(result)
     if args.out:
-        out = Path(args.out)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp")
-        with os.fdopen(fd, "w") as handle:
-            json.dump(result, handle, indent=2)
-        os.replace(tmp, out)
+        from spikeforge import atomic_write_text
+
+        atomic_write_text(Path(args.out), json.dumps(result, indent=2) + "\n")
     return 0
 
 

@@ -1,8 +1,9 @@
 """The `spikeforge` command line: one argparse parser, one module per subcommand.
 
 Each subcommand lives in `spikeforge.scripts.cmd_<name>` and defines `HELP`, `add_arguments(parser)`
-and `run(args) -> int`. Those modules must import fast (heavy imports go inside `run`), because
-building the parser imports all of them. Errors become one line on stderr:
+and `run(args) -> int` (and optionally `DESCRIPTION`, the longer text of its --help). Those
+modules must import fast (heavy imports go inside `run`), because building the parser imports
+all of them. Errors become one line on stderr:
 
     SpikeforgeError      -> "spikeforge <cmd>: error: <message>", exit 2
     KeyboardInterrupt    -> exit 130
@@ -20,7 +21,8 @@ from collections.abc import Sequence
 
 from spikeforge import SpikeforgeError, __version__
 
-SUBCOMMANDS = ("train", "quantize", "generate", "verify", "estimate", "sweep", "search", "flow", "bench", "doctor")
+SUBCOMMANDS = ("train", "quantize", "generate", "verify", "estimate", "synth", "sweep", "search", "flow", "bench",
+               "doctor")
 
 EXIT_USER_ERROR = 2
 EXIT_INTERNAL = 70  # EX_SOFTWARE from sysexits.h
@@ -74,7 +76,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name in SUBCOMMANDS:
         mod = load_command(name)
-        p = sub.add_parser(name, help=mod.HELP, description=mod.HELP)
+        p = sub.add_parser(name, help=mod.HELP, description=getattr(mod, "DESCRIPTION", mod.HELP))
         mod.add_arguments(p)
         p.set_defaults(_run=mod.run)
     return parser

@@ -5,6 +5,8 @@ Each benchmark is a script in scripts/ that can also be run on its own:
   (`python -m spikeforge.scripts.bench_core`);
 - verilator: simulated cycles/s of an 8x8 core and the whole-network check's wall time
   (`python -m spikeforge.scripts.bench_verilator`).
+`--json` prints the figures as one JSON object instead of the text; `--out DIR` also writes them
+to DIR/bench.json. Figures are medians; compare them only on a quiet machine.
 """
 
 from __future__ import annotations
@@ -20,17 +22,37 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", default=None, metavar="ARTIFACT",
                         help="artifact for the whole-network timing (verilator)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--json", action="store_true", help="print one JSON object instead of the text report")
+    parser.add_argument("--out", default=None, metavar="DIR", help="also write the figures to DIR/bench.json")
 
 
 def run(args: argparse.Namespace) -> int:
-    rc = 0
+    import json
+    import platform
+    from pathlib import Path
+
+    from spikeforge import __version__, atomic_write_text
+
+    result: dict = {"schema": "spikeforge-bench", "schema_version": 1, "spikeforge": __version__,
+                    "python": platform.python_version(), "seed": args.seed}
     if args.which in ("core", "all"):
         from spikeforge.scripts import bench_core
 
-        rc |= bench_core.main(["--seed", str(args.seed)])
+        result["core"] = bench_core.measure(seed=args.seed)
+        if not args.json:
+            bench_core.print_report(result["core"])
     if args.which in ("verilator", "all"):
         from spikeforge.scripts import bench_verilator
 
-        argv = ["--seed", str(args.seed)] + (["--model", args.model] if args.model else [])
-        rc |= bench_verilator.main(argv)
-    return rc
+        result["verilator"] = bench_verilator.measure(model=args.model, seed=args.seed)
+        if not args.json:
+            bench_verilator.print_report(result["verilator"])
+    text = json.dumps(result, indent=2) + "\n"
+    if args.json:
+        print(text, end="")
+    if args.out:
+        path = Path(args.out) / "bench.json"
+        atomic_write_text(path, text)
+        if not args.json:
+            print(f"figures: {path}")
+    return 0

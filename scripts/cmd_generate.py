@@ -1,4 +1,8 @@
-"""spikeforge generate: Verilog for an R x C accumulate-only, zero-skipping systolic core."""
+"""spikeforge generate: Verilog for an R x C accumulate-only, zero-skipping systolic core.
+
+Also writes core.json, the memory init files of a model, and a FuseSoC core (hw/fusesoc.py) with
+the lint waivers and a self-checking smoke testbench.
+"""
 
 from __future__ import annotations
 
@@ -39,4 +43,6 @@ def run(args: argparse.Namespace) -> int:
     lint_note = "lint skipped" if result.lint is None else f"verilator --lint-only -Wall: {result.lint}"
     print(f"wrote {result.verilog} (top {result.top}, {cfg.rows}x{cfg.cols} PEs, "
           f"{cfg.weight_bits}-bit weights, {cfg.acc_bits}-bit accumulators); {lint_note}")
+    core = result.directory / result.manifest["files"]["fusesoc_core"]
+    print(f"FuseSoC core: {core} (targets lint, sim, synth; see docs/FUSESOC.md)")
     return 0

@@ -200,15 +200,15 @@ def run(args: argparse.Namespace) -> int:
     import csv
     import io
     import json
-    import sys
     from concurrent.futures import ProcessPoolExecutor, as_completed
     from pathlib import Path
 
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+    from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn
 
     from spikeforge import atomic_write_text
     from spikeforge.hw.config import ConfigError
     from spikeforge.pareto import pareto_mask
+    from spikeforge.progress import Progress
 
     if args.jobs < 1:
         raise ConfigError(f"--jobs {args.jobs} must be >= 1")
@@ -237,7 +237,7 @@ def run(args: argparse.Namespace) -> int:
     ]
     rows: list[dict[str, Any]] = [{} for _ in points]
     columns = [TextColumn("sweep"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn()]
-    with Progress(*columns, disable=not sys.stdout.isatty()) as progress:
+    with Progress(*columns, transient=False) as progress:
         task = progress.add_task("sweep", total=len(points))
         if args.jobs == 1:
             for i, p in enumerate(points):

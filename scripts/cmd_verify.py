@@ -12,6 +12,7 @@ import argparse
 
 HELP = "simulate the generated RTL (cocotb) and check it bit- and cycle-exact against the golden model"
 
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--rows", type=int, default=None, metavar="R",
                         help="PE array rows (default: the model artifact's core, else 8)")
@@ -64,4 +65,7 @@ def _print_table(reports, sim: str, cfg) -> None:
             "n/a (stalls)" if stalled and r.mismatch is None else mark(r.cycle_exact),
             (mark(r.predictions_equal) if r.images else "-"), f"{r.cycles_per_second:,.0f}",
         )
-    Console().print(table)
+    console = Console()
+    if not console.is_terminal:  # a log's default width (80) would cut the headers ("bit-ex…")
+        console = Console(width=200)
+    console.print(table)

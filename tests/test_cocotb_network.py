@@ -30,13 +30,17 @@ def digits_artifact() -> Path:
     named = os.environ.get(ARTIFACT_ENV)
     if named:
         return Path(named)
+    from spikeforge import flow_stages
     from spikeforge.scripts import cli
 
+    # The cache is the user's (shared by checkouts and versions): key the artifact by the code
+    # that trains and quantizes it, as the flow keys its stages.
+    code = flow_stages.code_digest(Path(flow_stages.__file__).parent, flow_stages.STAGE_CODE["quantize"])
     root = rtl.build_root() / "artifacts"
-    art = root / f"digits-mlp-hoyer-e{TRAIN_EPOCHS}"
+    art = root / f"digits-mlp-hoyer-e{TRAIN_EPOCHS}-{code}"
     with rtl._locked(root / "digits.lock"):
         if not (art / "manifest.json").is_file():
-            ckpt = root / f"digits-mlp-hoyer-e{TRAIN_EPOCHS}-ckpt"
+            ckpt = root / f"{art.name}-ckpt"
             rc = cli.main(["train", "--method", "hoyer", "--dataset", "digits", "--arch", "mlp", "--epochs",
                            str(TRAIN_EPOCHS), "--seed", "0", "--out", str(ckpt)])
             assert rc == 0, "spikeforge train failed"

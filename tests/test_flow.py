@@ -36,7 +36,9 @@ def test_flow_runs_caches_and_resumes_after_interrupt(tmp_path, capsys, monkeypa
 
     monkeypatch.setattr(flow_module.Flow, "verify_stage", real_verify)
     assert main([*ARGS, "--out", str(out)]) == 0
-    stages = stage_lines(capsys.readouterr().out)
+    printed = capsys.readouterr()
+    stages = stage_lines(printed.out)
+    assert ".tmp-" not in printed.out + printed.err  # no path that the stage's rename removed
     assert all(stages[s].startswith("cached") for s in ("train", "quantize", "generate")), stages
     assert stages["verify"].startswith("done")
 
@@ -46,6 +48,8 @@ def test_flow_runs_caches_and_resumes_after_interrupt(tmp_path, capsys, monkeypa
     assert (out / "report.md").is_file() and (out / "report" / "cycles_per_layer.png").is_file()
     assert (out / "generate" / "rtl" / "spikeforge_core_r2c3.v").is_file()
     assert (out / "generate" / "rtl" / "spikeforge_core_r2c3.core").is_file()
+    manifest = json.loads((out / "generate" / "rtl" / "core.json").read_text())
+    assert all((out / "generate" / "rtl" / f).is_file() for f in manifest["files"].values())
 
     assert main([*ARGS, "--out", str(out)]) == 0
     stages = stage_lines(capsys.readouterr().out)

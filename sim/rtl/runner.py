@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from spikeforge.integer_network import IntegerNetwork
+from spikeforge.progress import activity
 from spikeforge.sim.rtl.build import BENCH_DIR, TIMESCALE, Build, RtlError, _locked, build_root, wave_format
 
 
@@ -52,11 +53,12 @@ def run_job(b: Build, module: str, testcase: str, job: dict, files: dict[str, An
         with _locked(b.directory.with_name(b.directory.name + ".lock"), shared=True):
             if not (b.directory / "built.json").is_file():
                 raise RtlError(f"the build in {b.directory} disappeared (rebuilt by another process?); rerun")
-            runner.test(test_module=module, hdl_toplevel=b.top, hdl_toplevel_lang="verilog",
-                        build_dir=b.directory,
-                        test_dir=run_dir, testcase=testcase, extra_env=env, waves=b.waves, plusargs=plusargs,
-                        test_args=test_args, timescale=TIMESCALE if b.sim == "verilator" else None, log_file=log,
-                        results_xml=str(run_dir / "results.xml"))
+            with activity(f"simulating {b.top} on {b.sim} ({module}.{testcase})"):
+                runner.test(test_module=module, hdl_toplevel=b.top, hdl_toplevel_lang="verilog",
+                            build_dir=b.directory, test_dir=run_dir, testcase=testcase, extra_env=env, waves=b.waves,
+                            plusargs=plusargs, test_args=test_args,
+                            timescale=TIMESCALE if b.sim == "verilator" else None, log_file=log,
+                            results_xml=str(run_dir / "results.xml"))
     except (RuntimeError, SystemExit, OSError) as exc:
         raise RtlError(f"{b.sim} simulation of {b.top} ({module}.{testcase}) failed ({exc}); see {log}") from None
     finally:
