@@ -89,7 +89,10 @@ def open_storage(p: Plan):
     import optuna
 
     warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
-    engine = {"connect_args": {"timeout": 60}} if p.storage_url.startswith("sqlite") else {"pool_pre_ping": True}
+    engine = {"connect_args": {"timeout": 60}} if p.storage_url.startswith("sqlite") else {
+        # A small pool per worker (the trial thread plus the heartbeat thread): with many workers on one
+        # server the default pool (5 + 10 overflow) exhausts PostgreSQL's max_connections (100 by default).
+        "pool_pre_ping": True, "pool_size": 2, "max_overflow": 3}
     grace = p.opts.grace or 3 * p.opts.heartbeat
     try:
         return optuna.storages.RDBStorage(

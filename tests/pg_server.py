@@ -77,7 +77,7 @@ def start() -> tuple[PgServer | None, str]:
         return None, f"initdb failed: {init.stderr.strip()[-300:]}"
     for _attempt in range(3):  # the free port can be taken between the probe and the bind
         port = _free_port()
-        opts = f"-c listen_addresses=127.0.0.1 -p {port} -k {root} -c fsync=off -c max_connections=50"
+        opts = f"-c listen_addresses=127.0.0.1 -p {port} -k {root} -c fsync=off -c max_connections=300"
         run = subprocess.run([*as_user, str(bindir / "pg_ctl"), "-D", str(data), "-o", opts, "-l",
                               str(root / "server.log"), "-w", "-t", "60", "start"],
                              capture_output=True, text=True, timeout=120, check=False)

@@ -76,7 +76,11 @@ def _source_hash() -> str:
     """Hash of everything that shapes the Verilog besides the config: hw/ and amaranth's version."""
     import amaranth
 
-    h = hashlib.sha256(f"{amaranth.__version__}:{BUILD_RECIPE}".encode())
+    import cocotb
+
+    # A Verilator build links to this environment's cocotb libraries by absolute path (rpath), so a
+    # build made by another venv (e.g. a deleted one) must not be reused: its binary cannot load.
+    h = hashlib.sha256(f"{amaranth.__version__}:{BUILD_RECIPE}:{Path(cocotb.__file__).resolve().parent}".encode())
     for path in sorted(HW_DIR / name for name in RTL_SOURCES):
         h.update(path.name.encode())
         h.update(path.read_bytes())
