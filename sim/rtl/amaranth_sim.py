@@ -12,15 +12,9 @@ import numpy as np
 from amaranth.sim import Simulator
 
 from spikeforge.hw.config import CoreConfig
-from spikeforge.hw.core import SpikeforgeCore
+from spikeforge.hw.generate import core_component
 from spikeforge.sim.cycle import Command, OutputBeat
 from spikeforge.sim.driver import TileOutcome
-
-
-def build_core(cfg: CoreConfig, weights: np.ndarray | None, thresholds: np.ndarray | None) -> SpikeforgeCore:
-    w_init = [list(map(int, row)) for row in weights] if weights is not None else None
-    t_init = [list(map(int, row)) for row in thresholds] if thresholds is not None else None
-    return SpikeforgeCore(cfg, w_init, t_init)
 
 
 def simulate_commands(
@@ -34,7 +28,7 @@ def simulate_commands(
     vcd_path: str | None = None,
 ) -> list[TileOutcome]:
     """Drive the commands back to back; with stall_seed, randomly drop valid/ready."""
-    dut = build_core(cfg, weights, thresholds)
+    dut = core_component(cfg, weights, thresholds)
     rng = random.Random(stall_seed)
     stalls = stall_seed is not None
     results: list[TileOutcome] = []
