@@ -21,7 +21,7 @@ from amaranth.hdl import Const, Value
 from amaranth.lib import wiring
 
 from spikeforge import SpikeforgeError
-from spikeforge.hw.config import CoreConfig
+from spikeforge.hw.config import PROTOCOL_FAULTS, CoreConfig
 from spikeforge.hw.core import SpikeforgeCore
 
 # Amaranth's output is width-correct by construction but not lint-clean under -Wall. The narrow
@@ -34,11 +34,18 @@ class GenerateError(SpikeforgeError):
 
 
 def core_component(cfg: CoreConfig, weights: np.ndarray | None = None,
-                   thresholds: np.ndarray | None = None) -> SpikeforgeCore:
-    """The core for cfg, with the memories initialised from weights[R*C, depth] / thresholds[C, depth]."""
+                   thresholds: np.ndarray | None = None) -> wiring.Component:
+    """The core for cfg, with the memories initialised from weights[R*C, depth] / thresholds[C, depth].
+
+    A test-only protocol fault (cfg.fault in PROTOCOL_FAULTS) wraps it in hw/faults.py's wrapper."""
     w_init = [list(map(int, row)) for row in weights] if weights is not None else None
     t_init = [list(map(int, row)) for row in thresholds] if thresholds is not None else None
-    return SpikeforgeCore(cfg, w_init, t_init)
+    core = SpikeforgeCore(cfg, w_init, t_init)
+    if cfg.fault in PROTOCOL_FAULTS:
+        from spikeforge.hw.faults import StalledOutputFault
+
+        return StalledOutputFault(core)
+    return core
 
 
 def top_ports(component: wiring.Component) -> list[tuple[str, Value, None]]:

@@ -38,8 +38,8 @@ BENCH_DIR = Path(__file__).resolve().parent / "benches"
 HW_DIR = PACKAGE_ROOT / "hw"
 TIMESCALE = ("1ns", "1ps")
 # The hw/ modules the generated Verilog depends on (synthesis scripts etc. are left out).
-RTL_SOURCES = ("lint_waivers.vlt", "config.py", "core.py", "generate.py", "pe.py", "scanner.py", "threshold.py",
-               "tokens.py")
+RTL_SOURCES = ("lint_waivers.vlt", "config.py", "core.py", "faults.py", "generate.py", "pe.py", "scanner.py",
+               "threshold.py", "tokens.py")
 
 
 class RtlError(SpikeforgeError):
