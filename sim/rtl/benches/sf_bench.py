@@ -94,7 +94,8 @@ class CocotbPorts:
         value = getattr(self.dut, name).value
         if not value.is_resolvable:
             raise RuntimeError(f"{name} is {value} in cycle {self.cycle}")
-        return value.to_unsigned()
+        # A one-bit port reads as a Logic (int() works), a wider one as a LogicArray.
+        return value.to_unsigned() if hasattr(value, "to_unsigned") else int(value)
 
 
 class CoreBench:
