@@ -25,10 +25,9 @@ SKIP_WINDOWS = (1, 2, 4, 8, 16, 32, 64)
 MAX_INPUTS = 1 << 16
 MAX_WEIGHT_DEPTH = 1 << 20
 MAX_THRESHOLD_DEPTH = 1 << 16
-FAULTS = ("comparator_off_by_one", "drop_first_index", "no_double",
-          # neuron unit (multi-step cores only)
-          "leak_off_by_one", "reset_to_zero", "wrong_step_constant")
-NEURON_FAULTS = FAULTS[3:]
+FAULTS = ("comparator_off_by_one", "drop_first_index", "no_double")
+# Faults of the neuron unit (multi-step cores only; tests/test_multistep_rtl.py).
+NEURON_FAULTS = ("leak_off_by_one", "reset_to_zero", "wrong_step_constant")
 MAX_MEMBRANE_BITS = 48
 MAX_SCALE_BITS = 24
 MAX_STEPS = 1 << 12
@@ -110,8 +109,9 @@ class CoreConfig:
         _check_range("threshold_depth", self.threshold_depth, 1, MAX_THRESHOLD_DEPTH,
                      f"use 1 <= threshold_depth <= {MAX_THRESHOLD_DEPTH}")
         self._check_neuron_unit()
-        if self.fault is not None and self.fault not in FAULTS:
-            raise ConfigError(f"fault={self.fault!r} is unknown; use one of {FAULTS} (test-only) or none")
+        if self.fault is not None and self.fault not in FAULTS + NEURON_FAULTS:
+            raise ConfigError(f"fault={self.fault!r} is unknown; use one of {FAULTS + NEURON_FAULTS} "
+                              "(test-only) or none")
 
     def _check_neuron_unit(self) -> None:
         if self.membrane_bits == 0:

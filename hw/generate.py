@@ -32,12 +32,20 @@ class GenerateError(SpikeforgeError):
     pass
 
 
-def verilog_text(cfg: CoreConfig, weights: np.ndarray | None = None, thresholds: np.ndarray | None = None) -> str:
+def verilog_text(cfg: CoreConfig, weights: np.ndarray | None = None, thresholds: np.ndarray | None = None,
+                 network=None) -> str:
+    """The core's Verilog; a multi-step `network` also bakes the neuron unit's scales and offsets."""
     from amaranth.back import verilog
 
     w_init = [list(map(int, row)) for row in weights] if weights is not None else None
     t_init = [list(map(int, row)) for row in thresholds] if thresholds is not None else None
-    core = SpikeforgeCore(cfg, w_init, t_init)
+    n_init = None
+    if network is not None and network.multistep is not None:
+        from spikeforge.hw.layout import neuron_images, plan_layout
+
+        scales, offsets = neuron_images(network, plan_layout(network, cfg))
+        n_init = {"scales": [list(map(int, r)) for r in scales], "offsets": [list(map(int, r)) for r in offsets]}
+    core = SpikeforgeCore(cfg, w_init, t_init, n_init)
     return verilog.convert(core, name=cfg.top_name, emit_src=False)
 
 
@@ -91,7 +99,7 @@ def generate(cfg: CoreConfig, out_dir: str | os.PathLike, network=None) -> dict:
             "threshold_words": layout.threshold_words,
             "tiles": [t.__dict__ for t in layout.tiles],
         }
-    text = verilog_text(cfg, weights, thresholds)
+    text = verilog_text(cfg, weights, thresholds, network)
     manifest = {
         "schema": "spikeforge-core",
         "schema_version": 1,

@@ -12,15 +12,20 @@ import numpy as np
 from amaranth.sim import Simulator
 
 from spikeforge.hw.config import CoreConfig
-from spikeforge.hw.core import SpikeforgeCore
-from spikeforge.sim.cycle import Command, OutputBeat
+from spikeforge.hw.core import SpikeforgeCore, command_layout
+from spikeforge.sim.cycle import Command, NeuronMemories, OutputBeat
 from spikeforge.sim.driver import TileOutcome
 
 
-def build_core(cfg: CoreConfig, weights: np.ndarray | None, thresholds: np.ndarray | None) -> SpikeforgeCore:
+def build_core(cfg: CoreConfig, weights: np.ndarray | None, thresholds: np.ndarray | None,
+               neuron: NeuronMemories | None = None) -> SpikeforgeCore:
     w_init = [list(map(int, row)) for row in weights] if weights is not None else None
     t_init = [list(map(int, row)) for row in thresholds] if thresholds is not None else None
-    return SpikeforgeCore(cfg, w_init, t_init)
+    n_init = None
+    if neuron is not None:
+        n_init = {"scales": [list(map(int, row)) for row in neuron.scales],
+                  "offsets": [list(map(int, row)) for row in neuron.offsets]}
+    return SpikeforgeCore(cfg, w_init, t_init, n_init)
 
 
 def simulate_commands(
@@ -32,9 +37,12 @@ def simulate_commands(
     stall_prob: float = 0.3,
     max_cycles: int = 10_000_000,
     vcd_path: str | None = None,
+    neuron: NeuronMemories | None = None,
 ) -> list[TileOutcome]:
-    """Drive the commands back to back; with stall_seed, randomly drop valid/ready."""
-    dut = build_core(cfg, weights, thresholds)
+    """Drive the commands back to back; with stall_seed, randomly drop valid/ready. A multi-step
+    core starts with `neuron`'s constants and a zero membrane."""
+    dut = build_core(cfg, weights, thresholds, neuron)
+    fields = [name for name, _ in command_layout(cfg)]
     rng = random.Random(stall_seed)
     stalls = stall_seed is not None
     results: list[TileOutcome] = []
@@ -52,10 +60,8 @@ def simulate_commands(
             present_cmd = cmd_i < len(commands) and scanning is None and not (stalls and rng.random() < stall_prob)
             if present_cmd:
                 cmd, _ = commands[cmd_i]
-                ctx.set(dut.cmd.payload.n_words, cmd.n_words)
-                ctx.set(dut.cmd.payload.n_planes, cmd.n_planes)
-                ctx.set(dut.cmd.payload.weight_base, cmd.weight_base)
-                ctx.set(dut.cmd.payload.threshold_base, cmd.threshold_base)
+                for name in fields:
+                    ctx.set(getattr(dut.cmd.payload, name), int(getattr(cmd, name)))
             ctx.set(dut.cmd.valid, present_cmd)
             present_beat = beat_i < len(pending_beats) and not (stalls and rng.random() < stall_prob)
             if present_beat:

@@ -28,6 +28,7 @@ from cocotb.triggers import ReadOnly, RisingEdge
 
 from spikeforge.hw.config import CoreConfig
 from spikeforge.hw.core import LOAD_THRESHOLD, LOAD_WEIGHT, command_layout, output_layout
+from spikeforge.hw.neuron import LOAD_OFFSET, LOAD_SCALE
 from spikeforge.sim.cycle import Command, OutputBeat
 from spikeforge.sim.driver import TileOutcome
 
@@ -83,18 +84,20 @@ class CoreBench:
         out = field_slices(output_layout(cfg))
         self.row_slice, self.last_slice, self.spike_slice = out["row"], out["last"], out["spikes"]
         self.values_offset = out["values"][0]
-        self.value_bits = cfg.acc_bits + 1
+        self.value_bits = cfg.value_bits
         self.cmd_payload = Value(dut.cmd__payload)
         self.cmd_valid = Value(dut.cmd__valid)
         self.spk_payload = Value(dut.spikes__payload)
         self.spk_valid = Value(dut.spikes__valid)
         self.out_ready = Value(dut.out__ready)
         self.load_valid = Value(dut.load__valid)
-        data_bits = max(cfg.weight_bits, cfg.threshold_bits)
+        data_bits = max(cfg.weight_bits, cfg.threshold_bits, cfg.scale_bits, cfg.offset_bits)
         self.data_mask = (1 << data_bits) - 1
         # What the memories hold now: a load writes only the words that change.
         self.weights = np.zeros((cfg.pes, cfg.weight_depth), dtype=np.int64)
         self.thresholds = np.zeros((cfg.cols, cfg.threshold_depth), dtype=np.int64)
+        self.scales = np.zeros((cfg.cols, cfg.threshold_depth), dtype=np.int64)  # multi-step cores
+        self.offsets = np.zeros((cfg.cols, cfg.threshold_depth), dtype=np.int64)
         self.cycles_simulated = 0
 
     async def reset(self) -> None:
@@ -136,12 +139,19 @@ class CoreBench:
             raise RuntimeError(f"{getattr(handle, '_name', handle)} is {value} in cycle {cycle}")
         return bool(int(value))
 
-    async def load(self, weights: np.ndarray, thresholds: np.ndarray) -> int:
-        """Write the words of weights[R*C, depth] / thresholds[C, depth] that differ from the
-        memories' current contents, one per cycle. Returns the number of words written."""
+    async def load(self, weights: np.ndarray, thresholds: np.ndarray, scales: np.ndarray | None = None,
+                   offsets: np.ndarray | None = None) -> int:
+        """Write the words of weights[R*C, depth] / thresholds[C, depth] (and a multi-step core's
+        scales / offsets [C, depth]) that differ from the memories' current contents, one per
+        cycle. Returns the number of words written."""
         dut = self.dut
         writes = []
-        for target, new, old in ((LOAD_WEIGHT, weights, self.weights), (LOAD_THRESHOLD, thresholds, self.thresholds)):
+        memories = [(LOAD_WEIGHT, weights, self.weights), (LOAD_THRESHOLD, thresholds, self.thresholds)]
+        if scales is not None and self.cfg.scale_bits:
+            memories.append((LOAD_SCALE, scales, self.scales))
+        if offsets is not None:
+            memories.append((LOAD_OFFSET, offsets, self.offsets))
+        for target, new, old in memories:
             new = np.asarray(new, dtype=np.int64)
             for sel, addr in zip(*np.nonzero(new != old), strict=True):
                 writes.append((target, int(sel), int(addr), int(new[sel, addr])))
