@@ -174,3 +174,34 @@ def test_verilator_runs_tiny_multistep_networks(coding: str, verilator_tool) -> 
     assert report.ok, report.mismatch.message() if report.mismatch else report
     per_image = report.details["per_image"]
     assert all(p["golden_cycles"] == p["rtl_cycles"] for p in per_image)
+
+
+# --- trained networks on real digits images (slow: training + a 20-image RTL sample) ---------------
+def _trained_artifact(tmp_path, method: str, **train):
+    from spikeforge.api import quantize
+    from spikeforge.api import train as train_model
+
+    result = train_model(method, "digits", train.pop("arch", "mlp"), out=tmp_path / "train", seed=0, **train)
+    return quantize(result.checkpoint, tmp_path / "artifact")
+
+
+@pytest.mark.cocotb
+@pytest.mark.slow
+@pytest.mark.parametrize("method,train", [
+    ("bntt", {"epochs": 10}),
+    ("convert", {"epochs": 20, "reg": "l1", "lam": 0.01, "timesteps": 16}),
+    ("convert", {"arch": "lenet", "epochs": 20, "reg": "l1", "lam": 1e-4, "timesteps": 8}),
+], ids=["bntt-mlp", "convert-mlp", "convert-lenet"])
+def test_trained_multistep_network_on_digits_rtl(method: str, train: dict, tmp_path, verilator_tool,
+                                                  icarus_tool) -> None:
+    from spikeforge.model.data import load_dataset
+    from spikeforge.sim import rtl
+
+    q = _trained_artifact(tmp_path, method, **train)
+    assert abs(q.report["float_accuracy"] - q.report["integer_accuracy"]) <= 0.02  # a short training run
+    images = load_dataset("digits", None, 0).x_test[:20]
+    report = rtl.check_network(q.core, q.network, images, "verilator", seed=0, baked=True)
+    assert report.ok, report.mismatch.message() if report.mismatch else report
+    assert all(p["golden_cycles"] == p["rtl_cycles"] for p in report.details["per_image"])
+    small = rtl.check_network(q.core, q.network, images[:2], "icarus", seed=0)
+    assert small.ok, small.mismatch.message() if small.mismatch else small
