@@ -48,12 +48,13 @@ def multistep_counts(net: IntegerNetwork, cfg: CoreConfig, images: np.ndarray, c
             passes, drains = (1, steps) if once else (steps, 1)
             planes = layer.input_bits
             tiles = len(layout.tiles_of(index))
-            slots, active, words, vectors = [], 0, 0, 0
+            slots, active, words, vectors, nonzero = [], 0, 0, 0, 0
             for t in range(passes):
                 vec = acts[t].reshape(len(batch), 1, -1) if layer.kind == "dense" else layer.im2col(acts[t])
                 s, a, words = scan_slots_batch(vec.astype(np.int64), planes, cfg.skip_window)
                 slots.append(np.repeat(s, tiles, axis=1))
                 active = active + a.sum(axis=1)
+                nonzero = nonzero + (vec != 0).sum(axis=(1, 2))
                 vectors = vec.shape[1]
             s_all = np.concatenate(slots, axis=1)
             commands = s_all.shape[1]
@@ -78,6 +79,8 @@ def multistep_counts(net: IntegerNetwork, cfg: CoreConfig, images: np.ndarray, c
                 "output_bits_written": np.full(len(batch), vectors * steps * layer.outputs * width),
                 "spikes_out": o.sum(axis=(1, 2)) if layer.spiking else np.zeros(len(batch), np.int64),
                 "dnn_macs": np.full(len(batch), vectors * layer.fan_in * layer.outputs),
+                # the zero-skipping DNN baseline, on the inputs of an average step
+                "dnn_macs_nonzero": nonzero * layer.outputs // passes,
                 "dnn_input_reads": np.full(len(batch), vectors * tiles * layer.fan_in),
                 "dnn_outputs": np.full(len(batch), vectors * layer.outputs),
                 "membrane_reads": np.full(len(batch), drain_total * pes),
