@@ -17,7 +17,8 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
-from amaranth.hdl import Shape
+from amaranth.hdl import Const, Value
+from amaranth.lib import wiring
 
 from spikeforge import SpikeforgeError
 from spikeforge.hw.config import CoreConfig
@@ -32,11 +33,10 @@ class GenerateError(SpikeforgeError):
     pass
 
 
-def verilog_text(cfg: CoreConfig, weights: np.ndarray | None = None, thresholds: np.ndarray | None = None,
-                 network=None) -> str:
-    """The core's Verilog; a multi-step `network` also bakes the neuron unit's scales and offsets."""
-    from amaranth.back import verilog
-
+def core_component(cfg: CoreConfig, weights: np.ndarray | None = None,
+                   thresholds: np.ndarray | None = None, network=None) -> SpikeforgeCore:
+    """The core for cfg, with the memories initialised from weights[R*C, depth] / thresholds[C, depth];
+    a multi-step `network` also initialises the neuron unit's scales and offsets."""
     w_init = [list(map(int, row)) for row in weights] if weights is not None else None
     t_init = [list(map(int, row)) for row in thresholds] if thresholds is not None else None
     n_init = None
@@ -45,22 +45,49 @@ def verilog_text(cfg: CoreConfig, weights: np.ndarray | None = None, thresholds:
 
         scales, offsets = neuron_images(network, plan_layout(network, cfg))
         n_init = {"scales": [list(map(int, r)) for r in scales], "offsets": [list(map(int, r)) for r in offsets]}
-    core = SpikeforgeCore(cfg, w_init, t_init, n_init)
-    return verilog.convert(core, name=cfg.top_name, emit_src=False)
+    return SpikeforgeCore(cfg, w_init, t_init, n_init)
 
 
-def port_list(cfg: CoreConfig) -> list[dict]:
-    """Ports of the top module as Amaranth names them (flattened streams)."""
-    core = SpikeforgeCore(cfg)
-    core._MustUse__silence = True  # only its signature is needed here
+def top_ports(component: wiring.Component) -> list[tuple[str, Value, None]]:
+    """The component's signature members that are wires, named as Amaranth flattens them.
+
+    A constant member (the `ready` of the always-ready `load` stream) has no wire: Amaranth's
+    `verilog.convert` refuses a Const port (amaranth-lang/amaranth#1574), so it is left out
+    here, and the direction of each port is inferred from its drivers."""
+    ports = []
+    for path, _member, value in component.signature.flatten(component):
+        value = Value.cast(value)
+        if not isinstance(value, Const):
+            ports.append(("__".join(map(str, path)), value, None))
+    return ports
+
+
+def verilog_of(component: wiring.Component, name: str) -> str:
+    from amaranth.back import verilog
+
+    return verilog.convert(component, name=name, ports=top_ports(component), emit_src=False)
+
+
+def verilog_text(cfg: CoreConfig, weights: np.ndarray | None = None, thresholds: np.ndarray | None = None,
+                 network=None) -> str:
+    return verilog_of(core_component(cfg, weights, thresholds, network), cfg.top_name)
+
+
+def port_list(component: wiring.Component) -> list[dict]:
+    """Ports of the top module, from the component's metadata (`amaranth.lib.wiring.ComponentMetadata`),
+    less the constant members that have no wire (top_ports)."""
+    wires = {name for name, _, _ in top_ports(component)}
     ports = [{"name": "clk", "dir": "in", "width": 1}, {"name": "rst", "dir": "in", "width": 1}]
-    for path, member, _ in core.signature.flatten(core):
-        name = "__".join(str(p) for p in path)
-        ports.append({
-            "name": name,
-            "dir": "in" if member.flow.name == "In" else "out",
-            "width": Shape.cast(member.shape).width,
-        })
+
+    def walk(members: dict) -> None:
+        for member in members.values():
+            if member["type"] == "port":
+                if member["name"] in wires:
+                    ports.append({"name": member["name"], "dir": member["dir"], "width": member["width"]})
+            else:
+                walk(member["members"])
+
+    walk(component.metadata.as_json()["interface"]["members"])
     return ports
 
 
@@ -99,7 +126,8 @@ def generate(cfg: CoreConfig, out_dir: str | os.PathLike, network=None) -> dict:
             "threshold_words": layout.threshold_words,
             "tiles": [t.__dict__ for t in layout.tiles],
         }
-    text = verilog_text(cfg, weights, thresholds, network)
+    core = core_component(cfg, weights, thresholds, network)
+    text = verilog_of(core, cfg.top_name)
     manifest = {
         "schema": "spikeforge-core",
         "schema_version": 1,
@@ -107,7 +135,7 @@ def generate(cfg: CoreConfig, out_dir: str | os.PathLike, network=None) -> dict:
         "verilog": f"{cfg.top_name}.v",
         "config": cfg.to_dict(),
         "config_digest": cfg.digest(),
-        "ports": port_list(cfg),
+        "ports": port_list(core),
         "layout": layout_info,
         "timing_contract": "docs/ARCHITECTURE.md#timing-contract",
     }

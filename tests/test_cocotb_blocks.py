@@ -133,7 +133,7 @@ def check_pe(cfg: CoreConfig, sim: str, seed: int) -> None:
     def pack_token(op: int, addr: int) -> int:
         return (op << tok["op"][0]) | (addr << tok["addr"][0])
 
-    inputs = ["tok_in", "drain", "acc_in", "wr_en", "wr_addr", "wr_data"]
+    inputs = ["tok_in", "drain", "acc_in", "wr__en", "wr__addr", "wr__data"]
     vectors = [[pack_token(op, addr), drain, unsigned(acc_in, cfg.acc_bits), wr_en, wr_addr,
                 unsigned(wr_data, cfg.weight_bits)] for op, addr, drain, acc_in, wr_en, wr_addr, wr_data in stim]
     outputs = ["tok_out", "acc"]
@@ -296,7 +296,7 @@ def check_threshold(cfg: CoreConfig, sim: str, seed: int) -> None:
                 else:
                     acc.append(int(rng.integers(cfg.acc_min, cfg.acc_max + 1)))
             add(addr, en, 0, 0, 0, 0, acc)
-    inputs = ["addr", "en", "wr_en", "wr_col", "wr_addr", "wr_data", "acc"]
+    inputs = ["addr", "en", "wr__en", "wr_col", "wr__addr", "wr__data", "acc"]
     vectors = [[addr, en, wr_en, wr_col, wr_addr, unsigned(wr_data, cfg.threshold_bits),
                 sum(unsigned(a, ab) << (c * ab) for c, a in enumerate(acc))]
                for addr, en, wr_en, wr_col, wr_addr, wr_data, acc in rows]

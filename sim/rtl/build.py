@@ -88,7 +88,7 @@ def _source_hash() -> str:
 
 def block_verilog(kind: str, cfg: CoreConfig, network: IntegerNetwork | None = None) -> tuple[str, str]:
     """(top module name, Verilog text) of the core or one of its blocks for `cfg`."""
-    from amaranth.back import verilog
+    from spikeforge.hw.generate import verilog_of
 
     if kind == "core":
         from spikeforge.hw.generate import verilog_text
@@ -115,7 +115,7 @@ def block_verilog(kind: str, cfg: CoreConfig, network: IntegerNetwork | None = N
         raise RtlError(f"block {kind!r} is unknown; use one of {', '.join(BLOCKS)}")
     # Module names end in _block: none of the blocks has a port of that name.
     top = f"sf_{kind}_block"
-    return top, verilog.convert(component, name=top, emit_src=False)
+    return top, verilog_of(component, top)
 
 
 def icarus_compatible(text: str) -> str:

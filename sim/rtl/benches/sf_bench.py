@@ -27,7 +27,7 @@ from cocotb.clock import Clock
 from cocotb.triggers import ReadOnly, RisingEdge
 
 from spikeforge.hw.config import CoreConfig
-from spikeforge.hw.core import LOAD_THRESHOLD, LOAD_WEIGHT, command_layout, output_layout
+from spikeforge.hw.core import LOAD_THRESHOLD, LOAD_WEIGHT, command_layout, load_layout, output_layout
 from spikeforge.hw.neuron import LOAD_OFFSET, LOAD_SCALE
 from spikeforge.sim.cycle import Command, OutputBeat
 from spikeforge.sim.driver import TileOutcome
@@ -91,8 +91,8 @@ class CoreBench:
         self.spk_valid = Value(dut.spikes__valid)
         self.out_ready = Value(dut.out__ready)
         self.load_valid = Value(dut.load__valid)
-        data_bits = max(cfg.weight_bits, cfg.threshold_bits, cfg.scale_bits, cfg.offset_bits)
-        self.data_mask = (1 << data_bits) - 1
+        self.load_payload = Value(dut.load__payload)
+        self.load_fields = field_slices(load_layout(cfg))
         # What the memories hold now: a load writes only the words that change.
         self.weights = np.zeros((cfg.pes, cfg.weight_depth), dtype=np.int64)
         self.thresholds = np.zeros((cfg.cols, cfg.threshold_depth), dtype=np.int64)
@@ -157,10 +157,11 @@ class CoreBench:
                 writes.append((target, int(sel), int(addr), int(new[sel, addr])))
             old[...] = new
         for target, sel, addr, data in writes:
-            dut.load__target.value = target
-            dut.load__select.value = sel
-            dut.load__addr.value = addr
-            dut.load__data.value = data & self.data_mask
+            word = 0
+            for name, value in (("target", target), ("select", sel), ("addr", addr), ("data", data)):
+                offset, width = self.load_fields[name]
+                word |= (value & ((1 << width) - 1)) << offset
+            self.load_payload.set(word)
             self.load_valid.set(1)
             await RisingEdge(dut.clk)
         self.load_valid.set(0)
