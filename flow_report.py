@@ -56,6 +56,10 @@ def headline(args: FlowOptions, train: dict, quant: dict, gen: dict, verify: dic
         "energy_nj": est["energy"]["snn"]["total_pj"] / 1000,
         "pj_per_synop": est["energy"]["snn"]["pj_per_synop"],
         "dnn_energy_nj": est["energy"]["dnn_int8"]["total_pj"] / 1000,
+        # multi-step SNNs (issue 16): T, the step the hardware runs to, the input coding
+        "timesteps": int(q.get("timesteps", 1)),
+        "exit_step": int(q.get("exit_step", 1)),
+        "input_coding": q.get("input_coding", "direct"),
         "zero_skip_dnn_energy_nj": est["energy"]["dnn_int8_zero_skip"]["total_pj"] / 1000,
     }
 
@@ -129,6 +133,8 @@ def markdown(args: FlowOptions, h: dict, train: dict, quant: dict, gen: dict, ve
         f"| cycles per image | {h['cycles_mean']:.1f} mean, {h['cycles_p99']:.0f} p99 "
         f"(ideal {h['ideal_cycles_mean']:.1f}, dense {h['dense_cycles_mean']:.0f}) |",
         f"| zero-skip speed-up over dense | {h['speedup_vs_dense']:.2f}x |",
+        *([f"| time steps | T = {h['timesteps']}, run to step {h['exit_step']} (input: {h['input_coding']}); "
+           f"{h['cycles_mean'] / h['exit_step']:.1f} cycles per step |"] if h["timesteps"] > 1 else []),
         f"| latency | {h['latency_us']:.2f} µs at {h['fmax_mhz']:.1f} MHz ({h['fmax_source']}); "
         f"{h['throughput']:,.0f} images/s |",
         f"| area | {h['area']} |",

@@ -50,7 +50,7 @@ class FlowOptions:
     epochs: int | None = None  # None = the trainer's default
     checkpoint: str | None = None  # reuse this checkpoint, skip training
     nir: str | None = None  # a float NIR graph (snnTorch, Norse, ...) instead of training; docs/INTEROP.md
-    timesteps: int | None = None  # NIR only: time steps per image (None: the graph's, else 1)
+    timesteps: int | None = None  # NIR and bntt/convert: time steps per image (None: the graph's / the method's)
     dt: float | None = None  # NIR only: Euler step in seconds (None: the graph's, else 1e-4)
     input_range: str | None = None  # NIR only: "LO,HI" the graph's input for pixels in [0, 1] (None: the graph's)
     input_encoding: str | None = None  # NIR only (None: the graph's, else direct)
@@ -67,6 +67,11 @@ class FlowOptions:
 
 class FlowError(SpikeforgeError):
     pass
+
+
+# Multi-step methods (issue 16): what the flow trains by default. convert: the L1-regularised ReLU net
+# (docs/BNTT_AND_CONVERSION.md, lambda 1e-2) run for 32 steps, so the RTL sample stays short.
+MULTISTEP_TRAIN: dict[str, dict[str, Any]] = {"bntt": {}, "convert": {"reg": "l1", "lam": 0.01, "timesteps": 32}}
 
 
 def code_digest(root: Path, parts: tuple[str, ...]) -> str:
@@ -198,6 +203,9 @@ class Flow:
         else:
             options = {"method": args.method, "dataset": args.dataset, "arch": args.arch, "seed": args.seed,
                        "hidden": _widths(args.hidden), "epochs": args.epochs, "data_dir": args.data_dir}
+            options.update(MULTISTEP_TRAIN.get(args.method, {}))
+            if args.method in MULTISTEP_TRAIN and args.timesteps is not None:
+                options["timesteps"] = args.timesteps
             key = digest("train", self.code["train"], options)
 
             def body(tmp: Path) -> dict:
@@ -289,7 +297,8 @@ class Flow:
             ds = self.dataset(manifest["dataset"]["name"])
             rng = np.random.default_rng(args.seed)
             pick = np.sort(rng.choice(len(ds.x_test), size=min(args.samples, len(ds.x_test)), replace=False))
-            report = rtl.check_network(cfg, net, ds.x_test[pick], sim=args.sim, seed=args.seed, baked=True)
+            report = rtl.check_network(cfg, net, ds.x_test[pick], sim=args.sim, seed=args.seed, baked=True,
+                                       image_ids=pick.tolist())
             data = report.to_dict()
             data["image_indices"] = pick.tolist()
             data["labels"] = ds.y_test[pick].tolist()

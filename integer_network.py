@@ -16,6 +16,7 @@ exact sum, which is what this model computes.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -164,6 +165,8 @@ class IntegerNetwork:
     input_bits: int = 8
     num_classes: int = 10
     meta: dict = field(default_factory=dict)
+    # None: the one-time-step network above. Set: T steps with membrane state (integer_multistep.py).
+    multistep: Any = None
 
     @property
     def compute_layers(self) -> list[Dense | Conv]:
@@ -220,6 +223,8 @@ class IntegerNetwork:
         need = []
         for (lo, hi), layer in zip(self.layer_acc_bounds(), self.compute_layers, strict=True):
             t_lo, t_hi = int(layer.threshold.min(initial=0)), int(layer.threshold.max(initial=0))
+            if self.multistep is not None:  # thresholds live in the neuron unit (membrane_bits)
+                t_lo = t_hi = 0
             need.append(max(signed_bits_for_range(lo, hi), signed_bits_for_range(t_lo, t_hi), 2))
         return need
 
@@ -238,6 +243,11 @@ class IntegerNetwork:
         Returns (predictions, readout values) or, with collect=True, also the per-layer outputs
         (spike maps as bool arrays, readout as int64).
         """
+        if self.multistep is not None:
+            from spikeforge.integer_multistep import forward_multistep, required_widths
+
+            widths = required_widths(self)
+            return forward_multistep(self, x, acc_bits, widths["membrane_bits"], collect=collect)
         act = self.quantize_input(x)
         outputs = []
         for layer in self.layers:

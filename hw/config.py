@@ -29,6 +29,11 @@ MAX_THRESHOLD_DEPTH = 1 << 16
 # valid/ready rules break while `out` is stalled, so only the benches' protocol monitors see them.
 PROTOCOL_FAULTS = ("out_valid_drops_while_stalled", "out_payload_changes_while_stalled")
 FAULTS = ("comparator_off_by_one", "drop_first_index", "no_double", *PROTOCOL_FAULTS)
+# Faults of the neuron unit (multi-step cores only; tests/test_multistep_rtl.py).
+NEURON_FAULTS = ("leak_off_by_one", "reset_to_zero", "wrong_step_constant")
+MAX_MEMBRANE_BITS = 48
+MAX_SCALE_BITS = 24
+MAX_STEPS = 1 << 12
 
 
 class ConfigError(SpikeforgeError, ValueError):
@@ -57,6 +62,15 @@ class CoreConfig:
     weight_depth        words in each PE's local weight memory (all layers and tiles).
     threshold_depth     words in each column's threshold memory.
     fault               test-only RTL fault injection (see FAULTS); None in real designs.
+
+    Multi-step neuron unit (hw/neuron.py); membrane_bits = 0 is the one-time-step core, whose
+    RTL, cycles and area do not depend on the fields below:
+    membrane_bits       signed membrane potential width U (0: no neuron unit).
+    scale_bits          signed per-step scale width (0: scale is 1, no multiplier).
+    offset_bits         signed per-step offset width (bias / BN offset added every step).
+    leak_shift          k of the leak U - (U >> k) (a constant shift; 0: no leak hardware).
+    membrane_depth      membrane words per column.
+    max_steps           the most time steps one command may run (the analog first layer).
     """
 
     rows: int = 8
@@ -70,6 +84,12 @@ class CoreConfig:
     weight_depth: int = 1024
     threshold_depth: int = 64
     fault: str | None = None
+    membrane_bits: int = 0
+    scale_bits: int = 0
+    offset_bits: int = 0
+    leak_shift: int = 0
+    membrane_depth: int = 1
+    max_steps: int = 1
 
     def __post_init__(self) -> None:
         _check_range("rows", self.rows, 1, MAX_ROWS, f"use 1 <= --rows <= {MAX_ROWS}")
@@ -80,8 +100,8 @@ class CoreConfig:
         )
         _check_range("acc_bits", self.acc_bits, self.weight_bits, MAX_ACC_BITS,
                      f"use weight_bits <= --acc-bits <= {MAX_ACC_BITS}")
-        _check_range("threshold_bits", self.threshold_bits, 2, self.acc_bits,
-                     "use 2 <= threshold_bits <= acc_bits")
+        _check_range("threshold_bits", self.threshold_bits, 2, self.membrane_bits or self.acc_bits,
+                     "use 2 <= threshold_bits <= acc_bits (membrane_bits on a multi-step core)")
         if self.skip_window not in SKIP_WINDOWS:
             raise ConfigError(f"skip_window={self.skip_window!r} is not one of {SKIP_WINDOWS}; pick one of those")
         _check_range("max_input_bits", self.max_input_bits, 1, MAX_INPUT_BITS,
@@ -91,8 +111,51 @@ class CoreConfig:
                      f"use 1 <= weight_depth <= {MAX_WEIGHT_DEPTH}")
         _check_range("threshold_depth", self.threshold_depth, 1, MAX_THRESHOLD_DEPTH,
                      f"use 1 <= threshold_depth <= {MAX_THRESHOLD_DEPTH}")
-        if self.fault is not None and self.fault not in FAULTS:
-            raise ConfigError(f"fault={self.fault!r} is unknown; use one of {FAULTS} (test-only) or none")
+        self._check_neuron_unit()
+        if self.fault is not None and self.fault not in FAULTS + NEURON_FAULTS:
+            raise ConfigError(f"fault={self.fault!r} is unknown; use one of {FAULTS + NEURON_FAULTS} "
+                              "(test-only) or none")
+
+    def _check_neuron_unit(self) -> None:
+        if self.membrane_bits == 0:
+            extra = {k: getattr(self, k) for k in ("scale_bits", "offset_bits", "leak_shift")
+                     if getattr(self, k)} | {k: getattr(self, k) for k in ("membrane_depth", "max_steps")
+                                              if getattr(self, k) != 1}
+            if extra:
+                raise ConfigError(f"{sorted(extra)} are multi-step fields but membrane_bits=0; "
+                                  "set membrane_bits or leave them at their defaults")
+            if self.fault in NEURON_FAULTS:
+                raise ConfigError(f"fault={self.fault!r} is a neuron-unit fault; it needs membrane_bits > 0")
+            return
+        _check_range("membrane_bits", self.membrane_bits, 2, MAX_MEMBRANE_BITS,
+                     f"use 2 <= membrane_bits <= {MAX_MEMBRANE_BITS}")
+        _check_range("scale_bits", self.scale_bits, 0, MAX_SCALE_BITS, f"use 0 <= scale_bits <= {MAX_SCALE_BITS}")
+        if self.scale_bits == 1:
+            raise ConfigError("scale_bits=1 holds no positive scale; use 0 (no multiplier) or >= 2")
+        _check_range("offset_bits", self.offset_bits, 2, self.membrane_bits, "use 2 <= offset_bits <= membrane_bits")
+        _check_range("leak_shift", self.leak_shift, 0, self.membrane_bits - 1, "use 0 <= leak_shift < membrane_bits")
+        _check_range("membrane_depth", self.membrane_depth, 1, MAX_THRESHOLD_DEPTH,
+                     f"use 1 <= membrane_depth <= {MAX_THRESHOLD_DEPTH}")
+        _check_range("max_steps", self.max_steps, 1, MAX_STEPS, f"use 1 <= max_steps <= {MAX_STEPS}")
+
+    @property
+    def multistep(self) -> bool:
+        """True when the core has the neuron unit (membrane state, hw/neuron.py)."""
+        return self.membrane_bits > 0
+
+    @property
+    def value_bits(self) -> int:
+        """Width of an output beat's values: acc - T (one step) or U - T (multi-step), exact."""
+        return (self.membrane_bits if self.multistep else self.acc_bits) + 1
+
+    @property
+    def membrane_addr_bits(self) -> int:
+        return max(1, (self.membrane_depth - 1).bit_length())
+
+    @property
+    def step_bits(self) -> int:
+        """Width of a command's step index (0 .. max_steps - 1) and of its step count (1 .. max_steps)."""
+        return max(1, self.max_steps.bit_length())
 
     # Derived widths: one place, used by the RTL, the models and the estimators.
     @property

@@ -22,13 +22,15 @@ changes a result. sim/cycle.py implements the same contract.
 
 from __future__ import annotations
 
-from amaranth.hdl import Module, Signal, signed, unsigned
+from amaranth.hdl import Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from spikeforge.hw.config import CoreConfig
+from spikeforge.hw.neuron import NeuronUnit
 from spikeforge.hw.pe import ProcessingElement
 from spikeforge.hw.scanner import ZeroSkipScanner
+from spikeforge.hw.step_loop import StepLoop
 from spikeforge.hw.threshold import ThresholdUnit
 from spikeforge.hw.tokens import token_layout
 
@@ -37,12 +39,24 @@ LOAD_THRESHOLD = 1
 
 
 def command_layout(cfg: CoreConfig) -> data.StructLayout:
-    return data.StructLayout({
+    fields = {
         "n_words": unsigned(cfg.words_bits),  # input beats per plane, >= 1
         "n_planes": unsigned(cfg.plane_bits),  # 1 for spikes, k for k-bit pixels, >= 1
         "weight_base": unsigned(cfg.weight_addr_bits),
         "threshold_base": unsigned(cfg.threshold_addr_bits),
-    })
+    }
+    if cfg.multistep:  # the neuron unit's step loop (hw/neuron.py)
+        fields.update({
+            "membrane_base": unsigned(cfg.membrane_addr_bits),
+            "step": unsigned(cfg.step_bits),  # time step of the command's first step
+            "n_steps": unsigned(cfg.step_bits),  # steps on the same accumulators, >= 1
+            "first": unsigned(1),  # the first step: U starts at 0
+            "per_step": unsigned(1),  # constants have one block of R words per step
+            "leak": unsigned(1),
+            "reset_zero": unsigned(1),
+            "readout": unsigned(1),  # integrate only: no spike, no reset
+        })
+    return data.StructLayout(fields)
 
 
 def output_layout(cfg: CoreConfig) -> data.StructLayout:
@@ -50,7 +64,7 @@ def output_layout(cfg: CoreConfig) -> data.StructLayout:
         "row": unsigned(max(1, (cfg.rows - 1).bit_length())),
         "last": unsigned(1),
         "spikes": unsigned(cfg.cols),
-        "values": data.ArrayLayout(signed(cfg.acc_bits + 1), cfg.cols),
+        "values": data.ArrayLayout(signed(cfg.value_bits), cfg.cols),
     })
 
 
@@ -62,10 +76,11 @@ def load_layout(cfg: CoreConfig) -> data.StructLayout:
     """One memory word to write. Declared LSB first, so the packed payload reads
     {target, select, addr, data} from the MSB down."""
     return data.StructLayout({
-        "data": signed(max(cfg.weight_bits, cfg.threshold_bits)),
+        "data": signed(max(cfg.weight_bits, cfg.threshold_bits, cfg.scale_bits, cfg.offset_bits)),
         "addr": unsigned(max(cfg.weight_addr_bits, cfg.threshold_addr_bits)),
         "select": unsigned(load_select_bits(cfg)),  # PE index r*C+c, or column
-        "target": unsigned(1),  # LOAD_WEIGHT or LOAD_THRESHOLD
+        # LOAD_WEIGHT or LOAD_THRESHOLD; on a multi-step core also LOAD_SCALE, LOAD_OFFSET (hw/neuron.py)
+        "target": unsigned(2 if cfg.multistep else 1),
     })
 
 
@@ -89,13 +104,19 @@ class SpikeforgeCore(wiring.Component):
       Load between tiles (while `idle`), not during one.
     - `idle` (out): no tile in flight; `cmd` is ready.
 
-    weight_init: R*C lists (PE r*C+c); threshold_init: C lists. None = zeros.
+    A multi-step core (`cfg.membrane_bits > 0`) has the command fields of the step loop
+    (hw/step_loop.py), output values of signed membrane_bits+1, and load targets 2 (scale) and 3
+    (offset) of the neuron unit (hw/neuron.py), which replaces the threshold unit.
+
+    weight_init: R*C lists (PE r*C+c); threshold_init: C lists; neuron_init (multi-step):
+    {"scales"|"offsets": C lists}. None = zeros.
     """
 
-    def __init__(self, cfg: CoreConfig, weight_init=None, threshold_init=None):
+    def __init__(self, cfg: CoreConfig, weight_init=None, threshold_init=None, neuron_init=None):
         self.cfg = cfg
         self._weight_init = weight_init
         self._threshold_init = threshold_init
+        self._neuron_init = neuron_init
         super().__init__({
             "cmd": In(stream.Signature(command_layout(cfg))),
             "spikes": In(stream.Signature(unsigned(cfg.skip_window))),
@@ -110,7 +131,14 @@ class SpikeforgeCore(wiring.Component):
         m = Module()
 
         m.submodules.scanner = scanner = ZeroSkipScanner(cfg)
-        m.submodules.threshold = thr = ThresholdUnit(cfg, self._threshold_init)
+        if cfg.multistep:
+            init = dict(self._neuron_init or {})
+            if self._threshold_init is not None:
+                init["thresholds"] = self._threshold_init
+            m.submodules.neuron = thr = NeuronUnit(cfg, init)
+            step = StepLoop(cfg)
+        else:
+            m.submodules.threshold = thr = ThresholdUnit(cfg, self._threshold_init)
         pes = [[None] * cols for _ in range(rows)]
         for r in range(rows):
             for c in range(cols):
@@ -149,15 +177,28 @@ class SpikeforgeCore(wiring.Component):
                     m.d.comb += pe.tok_in.eq(pes[r - 1][0].tok_out)
                 else:
                     m.d.comb += pe.tok_in.eq(token)
+                acc_in = pes[r - 1][c].acc if r > 0 else 0
+                if r == 0 and cfg.multistep:  # drains rotate until the command's last step
+                    acc_in = Mux(step.rotate, pes[rows - 1][c].acc, 0)
                 m.d.comb += [
                     pe.drain.eq(drain),
-                    pe.acc_in.eq(pes[r - 1][c].acc if r > 0 else 0),
+                    pe.acc_in.eq(acc_in),
                     pe.wr.en.eq(self.load.valid & (load.target == LOAD_WEIGHT) & (load.select == r * cols + c)),
                     pe.wr.addr.eq(load.addr),
                     pe.wr.data.eq(load.data),
                 ]
         for c in range(cols):
             m.d.comb += thr.acc[c].eq(pes[rows - 1][c].acc)
+        if cfg.multistep:
+            m.d.comb += [
+                thr.load_en.eq(self.load.valid & (load.target != LOAD_WEIGHT)),
+                thr.load_target.eq(load.target),
+                thr.load_col.eq(load.select),
+                thr.load_addr.eq(load.addr),
+                thr.load_data.eq(load.data),
+            ]
+            step.elaborate_into(m, self, thr, scanner, drain, advance, weight_base)
+            return m
         m.d.comb += [
             thr.wr.en.eq(self.load.valid & (load.target == LOAD_THRESHOLD)),
             thr.wr_col.eq(load.select),

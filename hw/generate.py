@@ -34,13 +34,24 @@ class GenerateError(SpikeforgeError):
 
 
 def core_component(cfg: CoreConfig, weights: np.ndarray | None = None,
-                   thresholds: np.ndarray | None = None) -> wiring.Component:
-    """The core for cfg, with the memories initialised from weights[R*C, depth] / thresholds[C, depth].
+                   thresholds: np.ndarray | None = None, network=None, neuron=None) -> wiring.Component:
+    """The core for cfg, with the memories initialised from weights[R*C, depth] / thresholds[C, depth];
+    a multi-step `network` (or `neuron`, a sim.cycle.NeuronMemories) also initialises the neuron
+    unit's scales and offsets.
 
     A test-only protocol fault (cfg.fault in PROTOCOL_FAULTS) wraps it in hw/faults.py's wrapper."""
     w_init = [list(map(int, row)) for row in weights] if weights is not None else None
     t_init = [list(map(int, row)) for row in thresholds] if thresholds is not None else None
-    core = SpikeforgeCore(cfg, w_init, t_init)
+    n_init = None
+    if network is not None and network.multistep is not None:
+        from spikeforge.hw.layout import neuron_images, plan_layout
+
+        scales, offsets = neuron_images(network, plan_layout(network, cfg))
+        n_init = {"scales": [list(map(int, r)) for r in scales], "offsets": [list(map(int, r)) for r in offsets]}
+    elif neuron is not None:
+        n_init = {"scales": [list(map(int, r)) for r in neuron.scales],
+                  "offsets": [list(map(int, r)) for r in neuron.offsets]}
+    core = SpikeforgeCore(cfg, w_init, t_init, n_init)
     if cfg.fault in PROTOCOL_FAULTS:
         from spikeforge.hw.faults import StalledOutputFault
 
@@ -68,8 +79,9 @@ def verilog_of(component: wiring.Component, name: str) -> str:
     return verilog.convert(component, name=name, ports=top_ports(component), emit_src=False)
 
 
-def verilog_text(cfg: CoreConfig, weights: np.ndarray | None = None, thresholds: np.ndarray | None = None) -> str:
-    return verilog_of(core_component(cfg, weights, thresholds), cfg.top_name)
+def verilog_text(cfg: CoreConfig, weights: np.ndarray | None = None, thresholds: np.ndarray | None = None,
+                 network=None) -> str:
+    return verilog_of(core_component(cfg, weights, thresholds, network), cfg.top_name)
 
 
 def port_list(component: wiring.Component) -> list[dict]:
@@ -125,7 +137,7 @@ def generate(cfg: CoreConfig, out_dir: str | os.PathLike, network=None) -> dict:
             "threshold_words": layout.threshold_words,
             "tiles": [t.__dict__ for t in layout.tiles],
         }
-    core = core_component(cfg, weights, thresholds)
+    core = core_component(cfg, weights, thresholds, network)
     text = verilog_of(core, cfg.top_name)
     manifest = {
         "schema": "spikeforge-core",

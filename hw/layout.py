@@ -43,9 +43,19 @@ class Layout:
         return [t for t in self.tiles if t.layer == layer]
 
 
+def constant_blocks(net: IntegerNetwork, index: int) -> int:
+    """Blocks of R threshold (and neuron-constant) words a tile of layer `index` stores: one, or
+    on a multi-step network with per-step constants (BNTT) one per time step."""
+    if net.multistep is None:
+        return 1
+    neuron = net.multistep.neurons[[i for i, lay in enumerate(net.layers) if lay.kind != "pool"].index(index)]
+    return int(neuron.scale.shape[0]) if neuron.per_step else 1
+
+
 def place_tiles(net: IntegerNetwork, rows: int, cols: int) -> tuple[tuple[TilePlacement, ...], int, int]:
     """(tiles, weight words per PE, threshold words per column) of `net` on an R x C array: the
-    placement rule of the module docstring, with no check of any memory or width."""
+    placement rule of the module docstring, with no check of any memory or width. On a multi-step
+    network with per-step constants, a tile's block for step t is at threshold_base + t*R."""
     slots = rows * cols
     tiles: list[TilePlacement] = []
     wbase = tbase = 0
@@ -56,8 +66,24 @@ def place_tiles(net: IntegerNetwork, rows: int, cols: int) -> tuple[tuple[TilePl
             first = t * slots
             tiles.append(TilePlacement(index, t, first, min(slots, layer.outputs - first), wbase, tbase))
             wbase += layer.fan_in
-            tbase += rows
+            tbase += rows * constant_blocks(net, index)
     return tuple(tiles), wbase, tbase
+
+
+def membrane_base(net: IntegerNetwork, rows: int, cols: int, index: int, position: int, tile: int) -> int:
+    """Membrane address of (output position, tile) of layer `index`: R words per column each. The
+    driver runs one layer's steps before the next layer's, so every layer starts at address 0."""
+    tiles = -(-net.layers[index].outputs // (rows * cols))
+    return (position * tiles + tile) * rows
+
+
+def membrane_words(net: IntegerNetwork, rows: int, cols: int) -> int:
+    """Membrane words per column: the largest layer's positions x tiles x R."""
+    words = 1
+    for layer in net.compute_layers:
+        positions = 1 if layer.kind == "dense" else layer.positions
+        words = max(words, positions * -(-layer.outputs // (rows * cols)) * rows)
+    return words
 
 
 def plan_layout(net: IntegerNetwork, cfg: CoreConfig) -> Layout:
@@ -96,11 +122,31 @@ def plan_layout(net: IntegerNetwork, cfg: CoreConfig) -> Layout:
             f"acc_bits={cfg.acc_bits} is too narrow: the model's worst-case accumulator needs {need_acc} bits; "
             f"use --acc-bits {need_acc} or more"
         )
+    check_neuron_unit(net, cfg)
     thr_need = max(int(np.abs(layer.threshold).max(initial=0)) for layer in net.compute_layers)
     if thr_need > cfg.threshold_max + 1:
         raise ConfigError(f"threshold_bits={cfg.threshold_bits} cannot hold threshold {thr_need}; "
                           f"use threshold_bits >= {thr_need.bit_length() + 1}")
     return Layout(cfg, tiles, wbase, tbase)
+
+
+def check_neuron_unit(net: IntegerNetwork, cfg: CoreConfig) -> None:
+    """Refuse a multi-step network on a core without (or with too small) a neuron unit, and back."""
+    if net.multistep is None:
+        if cfg.multistep:
+            raise ConfigError("membrane_bits > 0 but the network is one-time-step; use membrane_bits=0")
+        return
+    if not cfg.multistep:
+        raise ConfigError("the network is multi-step (T steps with membrane state) but membrane_bits=0; "
+                          "build the core with config_for_network (membrane_bits > 0)")
+    need = multistep_fields(net, cfg.rows, cfg.cols, cfg.acc_bits)
+    for name in ("membrane_bits", "scale_bits", "offset_bits", "membrane_depth", "max_steps"):
+        if getattr(cfg, name) < need[name]:
+            raise ConfigError(f"{name}={getattr(cfg, name)} is too small: the model needs {need[name]}; "
+                              f"use {name} >= {need[name]}")
+    if need["leak_shift"] != cfg.leak_shift and need["leak_shift"]:
+        raise ConfigError(f"leak_shift={cfg.leak_shift} but the model leaks with shift {need['leak_shift']}; "
+                          f"use leak_shift={need['leak_shift']}")
 
 
 def memory_images(net: IntegerNetwork, layout: Layout) -> tuple[np.ndarray, np.ndarray]:
@@ -115,8 +161,27 @@ def memory_images(net: IntegerNetwork, layout: Layout) -> tuple[np.ndarray, np.n
             out = tile.first_output + s
             weights[s, tile.weight_base: tile.weight_base + layer.fan_in] = wm[out]
             r, c = divmod(s, cfg.cols)
-            thresholds[c, tile.threshold_base + r] = layer.threshold[out]
+            for block in range(constant_blocks(net, tile.layer)):
+                thresholds[c, tile.threshold_base + block * cfg.rows + r] = layer.threshold[out]
     return weights, thresholds
+
+
+def neuron_images(net: IntegerNetwork, layout: Layout) -> tuple[np.ndarray, np.ndarray]:
+    """A multi-step network's neuron constants: scales[C, threshold_depth], offsets[C, threshold_depth],
+    at the threshold addresses (one block per step when per-step)."""
+    cfg = layout.cfg
+    scales = np.zeros((cfg.cols, cfg.threshold_depth), dtype=np.int64)
+    offsets = np.zeros((cfg.cols, cfg.threshold_depth), dtype=np.int64)
+    compute = [i for i, lay in enumerate(net.layers) if lay.kind != "pool"]
+    for tile in layout.tiles:
+        neuron = net.multistep.neurons[compute.index(tile.layer)]
+        for s in range(tile.outputs):
+            r, c = divmod(s, cfg.cols)
+            for block in range(constant_blocks(net, tile.layer)):
+                addr = tile.threshold_base + block * cfg.rows + r
+                scales[c, addr] = neuron.scale[block, tile.first_output + s]
+                offsets[c, addr] = neuron.offset[block, tile.first_output + s]
+    return scales, offsets
 
 
 def to_hex_lines(values: np.ndarray, bits: int) -> list[str]:
@@ -141,12 +206,36 @@ def write_memory_files(net: IntegerNetwork, cfg: CoreConfig, out_dir: str | os.P
         path = out / f"thresholds_col{c}.hex"
         atomic_write_text(path, "\n".join(to_hex_lines(thresholds[c], cfg.threshold_bits)) + "\n")
         written.append(path)
+    if cfg.multistep:
+        scales, offsets = neuron_images(net, layout)
+        for c in range(cfg.cols):
+            for name, image, bits in (("scales", scales, cfg.scale_bits), ("offsets", offsets, cfg.offset_bits)):
+                if bits:
+                    path = out / f"{name}_col{c}.hex"
+                    atomic_write_text(path, "\n".join(to_hex_lines(image[c], bits)) + "\n")
+                    written.append(path)
     return written
 
 
 
 def _pow2(n: int) -> int:
     return 1 << max(0, (max(1, n) - 1).bit_length())
+
+
+def multistep_fields(net: IntegerNetwork, rows: int, cols: int, acc_bits: int) -> dict:
+    """The neuron-unit fields of CoreConfig for a multi-step network ({} for a one-step one)."""
+    if net.multistep is None:
+        return {}
+    from spikeforge.integer_multistep import required_widths
+
+    widths = required_widths(net)
+    shifts = {n.leak_shift for n in net.multistep.neurons} - {0}
+    if len(shifts) > 1:
+        raise ConfigError(f"the network's layers leak with different shifts {sorted(shifts)}; "
+                          "the neuron unit has one leak shift: retrain with one leak")
+    return {"membrane_bits": max(widths["membrane_bits"], acc_bits), "scale_bits": widths["scale_bits"],
+            "offset_bits": widths["offset_bits"], "leak_shift": shifts.pop() if shifts else 0,
+            "membrane_depth": _pow2(membrane_words(net, rows, cols)), "max_steps": widths["max_steps"]}
 
 
 def config_for_network(
@@ -174,6 +263,9 @@ def config_for_network(
     t_hi = max(int(layer.threshold.max(initial=0)) for layer in net.compute_layers)
     tb = min(acc, max(2, signed_bits_for_range(t_lo, t_hi)))
     _, wwords, twords = place_tiles(net, rows, cols)
+    steps = multistep_fields(net, rows, cols, acc)
+    if steps:
+        tb = min(steps["membrane_bits"], max(2, signed_bits_for_range(t_lo, t_hi)))
     cfg = CoreConfig(
         rows=rows,
         cols=cols,
@@ -186,6 +278,7 @@ def config_for_network(
         weight_depth=_pow2(wwords),
         threshold_depth=_pow2(twords),
         fault=fault,
+        **steps,
     )
     plan_layout(net, cfg)  # the one place that refuses what does not fit (weight_bits or acc_bits too narrow, ...)
     return cfg

@@ -23,7 +23,10 @@ from spikeforge.model.train import Recipe
 THRESHOLD = 1.0
 BN_EPS = 1e-4
 BN_MOMENTUM = 0.1
-DEFAULT_LEAK = 0.95  # the code's CIFAR-10 value; also what worked on digits (docs)
+# 1 - 2^-4: the hardware's leak, one shift-and-subtract per neuron and step (hw/neuron.py), so the
+# integer export is exact in the leak. The code's CIFAR-10 value is 0.95 (docs).
+HARDWARE_LEAK_SHIFT = 4
+DEFAULT_LEAK = 1.0 - 2.0 ** -HARDWARE_LEAK_SHIFT
 DEFAULT_INPUT_GAIN = 2.0  # P(spike) = pixel value for pixels in [0, 1] (docs)
 DEFAULT_EXIT_THRESHOLD = 0.85  # layer-averaged gamma below which later steps are skipped (docs)
 DEFAULT_WEIGHT_DECAY = 1e-4  # train.py: SGD(momentum=0.9, weight_decay=1e-4); shrinks late gammas (docs)

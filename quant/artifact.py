@@ -128,6 +128,10 @@ def build_manifest(
         "layers": layers,
         "weights_file": WEIGHTS,
     }
+    if net.multistep is not None:
+        from spikeforge.quant.multistep_artifact import multistep_section
+
+        manifest["multistep"] = multistep_section(net)[0]
     if extra:
         manifest.update(extra)
     return manifest
@@ -158,6 +162,10 @@ def write_artifact(
         arrays: dict[str, np.ndarray] = {}
         for index, layer in enumerate(net.layers):
             arrays.update(layer_arrays(index, layer))
+        if net.multistep is not None:
+            from spikeforge.quant.multistep_artifact import multistep_section
+
+            arrays.update(multistep_section(net)[1])
         with open(tmp / WEIGHTS, "wb") as handle:
             np.savez(handle, **arrays)
         if core is not None:
@@ -340,6 +348,10 @@ def validate_manifest_and_build(manifest: dict, arrays: dict[str, np.ndarray]) -
             "dataset.num_classes", f"={num_classes} but the readout has {int(np.prod(shape))} outputs"
         )
     net = IntegerNetwork(layers, input_shape, input_bits, num_classes, meta={"dataset": dataset["name"]})
+    if "multistep" in manifest:  # absent: a one-time-step artifact, as before
+        from spikeforge.quant.multistep_artifact import parse_multistep
+
+        net.multistep = parse_multistep(manifest["multistep"], arrays, net, _fail)
     need = iter(net.layer_required_acc_bits())
     for index, (entry, layer) in enumerate(zip(entries, layers, strict=True)):
         if layer.kind == "pool":

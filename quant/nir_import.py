@@ -117,8 +117,8 @@ def resolve_options(graph: Graph, options: ImportOptions) -> ImportOptions:
         raise NIRError(f"--input-range {lo:g},{hi:g} must be two finite numbers LO < HI (pixels in [0, 1] map to it)")
     encoding = given(options.encoding, "input_encoding", "direct")
     if encoding != "direct":
-        raise NIRError(f"--input-encoding {encoding!r}: spike-coded input needs several time steps and "
-                       "the multi-step core, which has not landed; use --input-encoding direct")
+        raise NIRError(f"--input-encoding {encoding!r}: spike-coded NIR input is not routed to the multi-step "
+                       "core yet; use --input-encoding direct")
     return ImportOptions(t, float(dt), (lo, hi), encoding)
 
 
@@ -330,8 +330,8 @@ def lower(graph: Graph, dataset_shape: tuple[int, int, int], options: ImportOpti
         elif t in NEURONS or t == "LI":
             if options.timesteps > 1 and t in STATEFUL:
                 raise NIRError(f"--timesteps {options.timesteps}: {node.where()} keeps its membrane across time "
-                               "steps; leaky multi-step graphs need the multi-step core, which has not landed in "
-                               "this spikeforge: use --timesteps 1 for a one-step graph")
+                               "steps; the NIR importer does not route leaky multi-step graphs to the multi-step "
+                               "core yet: use --timesteps 1 for a one-step graph")
             coef = coefficients(node, dt)
             merged = compose(pending)
             pending = []

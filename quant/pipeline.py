@@ -67,8 +67,14 @@ def quantize_checkpoint(
         raise q.QuantError(f"--qat-epochs {qat_epochs} is negative; use 0 (no fine-tuning) or more")
 
     ckpt = q.load_checkpoint(checkpoint)
-    q.check_method(ckpt["method"])
     sha = hashlib.sha256(Path(checkpoint).read_bytes()).hexdigest()
+    if ckpt.get("method") in MULTISTEP_METHODS:
+        if qat_epochs:
+            raise q.QuantError(f"--qat-epochs {qat_epochs}: QAT is for one-time-step checkpoints; "
+                               f"quantize {ckpt['method']} checkpoints with --qat-epochs 0")
+        return quantize_multistep(ckpt, checkpoint, sha, out, weight_bits=weight_bits, per_channel=per_channel,
+                                  input_bits=input_bits, rows=rows, cols=cols, data_dir=data_dir, seed=seed)
+    q.check_method(ckpt["method"])
     model = q.build_model(ckpt)
     iq = getattr(model, "input_quant", {"low": 0.0, "high": 1.0})
     if (iq.get("low"), iq.get("high")) != (0.0, 1.0):
@@ -103,6 +109,34 @@ def quantize_checkpoint(
         },
     }
     return write_quantized(out, qres, report, extra, rows, cols, weight_bits)
+
+
+MULTISTEP_METHODS = ("bntt", "convert")
+
+
+def quantize_multistep(ckpt: dict[str, Any], checkpoint: str | os.PathLike, sha: str, out: str | os.PathLike, *,
+                       weight_bits: int, per_channel: bool, input_bits: int, rows: int, cols: int,
+                       data_dir: str | os.PathLike | None, seed: int) -> QuantizeResult:
+    """A BNTT or converted checkpoint -> a multi-step artifact (quant/multistep.py)."""
+    from spikeforge.hw.layout import config_for_network
+    from spikeforge.model.data import load_dataset
+    from spikeforge.quant.artifact import write_artifact
+    from spikeforge.quant.multistep import export_checkpoint
+    from spikeforge.quant.report import to_json, to_markdown
+
+    dsinfo = ckpt["dataset"]
+    ds = load_dataset(dsinfo["name"], data_dir or ckpt.get("data_dir"), int(dsinfo.get("split_seed", 0)))
+    net, report = export_checkpoint(ckpt, ds.x_test, ds.y_test, weight_bits, per_channel, input_bits)
+    net.meta["dataset"] = dsinfo["name"]
+    core = config_for_network(net, rows, cols, weight_bits=max(weight_bits, net.required_weight_bits()))
+    extra = {"per_channel": bool(per_channel), "provenance": {
+        "checkpoint": str(Path(checkpoint).resolve()), "checkpoint_sha256": sha, "method": ckpt["method"],
+        "arch": ckpt["arch"], "qat_epochs": 0, "seed": seed, "float_accuracy": report["float_accuracy"],
+        "integer_accuracy": report["integer_accuracy"], "agreement": report["agreement"],
+        "created_by": f"spikeforge {__version__}"}}
+    path = write_artifact(out, net, weight_bits, extra, core=core,
+                          files={"report.json": to_json(report), "report.md": to_markdown(report)})
+    return QuantizeResult(Path(path), report, net, core)
 
 
 def write_quantized(out: str | os.PathLike, qres: q.QuantResult, report: dict[str, Any], extra: dict[str, Any],

@@ -106,6 +106,11 @@ def _rows(report: dict[str, Any]) -> list[tuple[str, str]]:
         ("input bits", str(report["input_bits"])),
         ("accumulator bits (per layer)", ", ".join(map(str, report["layer_acc_bits"]))),
     ]
+    if "timesteps" in report:  # multi-step (quant/multistep.py)
+        rows += [("time steps T / early-exit step", f"{report['timesteps']} / {report['exit_step']}"),
+                 ("input coding", report["input_coding"]),
+                 ("membrane / scale / offset bits",
+                  f"{report['membrane_bits']} / {report['scale_bits']} / {report['offset_bits']}")]
     if "readout" in report:
         rows += [("readout (NIR graph)", report["readout"]), ("time step dt (NIR graph)", f"{report['dt']:g} s")]
     rows += [

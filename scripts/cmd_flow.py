@@ -22,14 +22,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data-dir", default=None, metavar="DIR", help="folder of MNIST/CIFAR files")
     parser.add_argument("--arch", default="mlp", choices=("mlp", "lenet", "vgg"), help="network (default mlp)")
     parser.add_argument("--hidden", default=None, metavar="N[,N]", help="hidden widths of the MLP (default 128)")
-    parser.add_argument("--method", default="hoyer", choices=("hoyer", "heaviside"),
-                        help="one-time-step training method (default hoyer)")
+    parser.add_argument("--method", default="hoyer", choices=("hoyer", "heaviside", "bntt", "convert"),
+                        help="training method (default hoyer): one-time-step hoyer/heaviside, or a multi-step "
+                             "SNN on the neuron unit: bntt, convert (L1-regularised ReLU net -> IF)")
     parser.add_argument("--epochs", type=int, default=None, help="training epochs (default: the trainer's)")
     parser.add_argument("--checkpoint", default=None, metavar="PATH", help="reuse this checkpoint, skip training")
     parser.add_argument("--nir", default=None, metavar="MODEL.nir",
                         help="bring your own SNN: a float NIR graph (snnTorch, Norse, ...) instead of training")
     parser.add_argument("--timesteps", type=int, default=None, metavar="T",
-                        help="NIR: time steps per image (default: the graph's, else 1)")
+                        help="NIR, bntt, convert: time steps per image (default: the graph's, else 1; "
+                             "bntt 8, convert 32)")
     parser.add_argument("--dt", type=float, default=None, metavar="S",
                         help="NIR: Euler time step in seconds (default: the graph's, else 1e-4 as snnTorch)")
     parser.add_argument("--input-range", default=None, metavar="LO,HI",

@@ -27,6 +27,8 @@ CSV_FIELDS = (
     "cols",
     "weight_bits",
     "acc_bits",
+    "steps",
+    "membrane_bits",
     "feasible",
     "reason",
     "accuracy",
@@ -122,6 +124,9 @@ def evaluate_point(point: dict[str, Any]) -> dict[str, Any]:
     row.update(
         feasible=True,
         acc_bits=cfg.acc_bits,
+        # multi-step SNNs (BNTT, converted) next to one-step ones: the steps the core runs per image
+        steps=net.multistep.exit_step if net.multistep is not None else 1,
+        membrane_bits=cfg.membrane_bits,
         accuracy=rep["accuracy"],
         cycles_mean=lat["cycles"]["mean"],
         cycles_p99=lat["cycles"]["p99"],

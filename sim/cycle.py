@@ -14,18 +14,47 @@ from dataclasses import dataclass
 import numpy as np
 
 from spikeforge.hw.config import CoreConfig
+from spikeforge.integer_multistep import neuron_step
 from spikeforge.integer_network import wrap_signed
 from spikeforge.sim.schedule import scan_slots, tile_timing
 
 
 @dataclass(frozen=True)
 class Command:
-    """One tile: n_planes x n_words input beats, weights at weight_base, thresholds at threshold_base."""
+    """One tile: n_planes x n_words input beats, weights at weight_base, thresholds at threshold_base.
+
+    The fields after threshold_base exist on multi-step cores only (hw/step_loop.py): the time step
+    of the first step, the steps run on the same accumulators, and the neuron unit's flags."""
 
     n_words: int
     n_planes: int
     weight_base: int
     threshold_base: int
+    membrane_base: int = 0
+    step: int = 0
+    n_steps: int = 1
+    first: bool = True
+    per_step: bool = False
+    leak: bool = False
+    reset_zero: bool = False
+    readout: bool = False
+
+
+@dataclass
+class NeuronMemories:
+    """A multi-step core's neuron-unit memories: constants [C, threshold_depth] (the thresholds are
+    run_tile's `thresholds`) and the membrane [C, membrane_depth], which run_tile updates."""
+
+    scales: np.ndarray
+    offsets: np.ndarray
+    membrane: np.ndarray
+
+    @classmethod
+    def zeros(cls, cfg: CoreConfig, scales=None, offsets=None) -> NeuronMemories:
+        shape = (cfg.cols, cfg.threshold_depth)
+        return cls(np.ones(shape, np.int64) if scales is None else np.asarray(scales, np.int64),
+                   np.zeros(shape, np.int64) if offsets is None else np.asarray(offsets, np.int64),
+                   np.zeros((cfg.cols, cfg.membrane_depth), np.int64))
 
 
 @dataclass(frozen=True)
@@ -77,8 +106,10 @@ def run_tile(
     cmd: Command,
     beats: list[int],
     accept_cycle: int = 0,
+    neuron: NeuronMemories | None = None,
 ) -> TileResult:
-    """Execute one command exactly as the RTL does (weights[R*C, depth], thresholds[C, depth])."""
+    """Execute one command exactly as the RTL does (weights[R*C, depth], thresholds[C, depth]);
+    a multi-step core also takes (and updates) its neuron memories."""
     window = cfg.skip_window
     acc = np.zeros(cfg.pes, dtype=np.int64)
     active = 0
@@ -93,6 +124,10 @@ def run_tile(
                     acc = wrap_signed(acc + weights[:, addr], cfg.acc_bits)
                     active += 1
     s = scan_slots(beats, cmd.n_planes)
+    if cfg.multistep:
+        beat_cycles, next_accept = tile_timing(cfg, s, accept_cycle, cmd.n_steps)
+        out = _neuron_beats(cfg, acc, thresholds, cmd, neuron or NeuronMemories.zeros(cfg), beat_cycles)
+        return TileResult(tuple(out), accept_cycle, s, active, next_accept)
     beat_cycles, next_accept = tile_timing(cfg, s, accept_cycle)
     out = []
     for k in range(cfg.rows):
@@ -101,3 +136,31 @@ def run_tile(
         values = tuple(int(acc[row * cfg.cols + c] - thresholds[c, taddr]) for c in range(cfg.cols))
         out.append(OutputBeat(row, k == cfg.rows - 1, tuple(v >= 0 for v in values), values, beat_cycles[k]))
     return TileResult(tuple(out), accept_cycle, s, active, next_accept)
+
+
+def _neuron_beats(cfg: CoreConfig, acc: np.ndarray, thresholds: np.ndarray, cmd: Command,
+                  neuron: NeuronMemories, beat_cycles: list[int]) -> list[OutputBeat]:
+    """The drains of a multi-step command through the neuron unit (hw/neuron.py), with the
+    neuron-unit faults of cfg.fault reproduced (so a fault test can name the exact mismatch)."""
+    shift = cfg.leak_shift + (cfg.fault == "leak_off_by_one")
+    reset_zero = cmd.reset_zero or cfg.fault == "reset_to_zero"
+    out = []
+    for s in range(cmd.n_steps):
+        # the step register wraps at step_bits; the faulty unit reads the next step's constants
+        step = (cmd.step + s) % (1 << cfg.step_bits) + (cfg.fault == "wrong_step_constant")
+        for j in range(cfg.rows):
+            row = cfg.rows - 1 - j
+            caddr = (cmd.threshold_base + (step * cfg.rows if cmd.per_step else 0) + row) \
+                % (1 << cfg.threshold_addr_bits) % cfg.threshold_depth
+            maddr = (cmd.membrane_base + row) % (1 << cfg.membrane_addr_bits) % cfg.membrane_depth
+            lanes = acc[row * cfg.cols: (row + 1) * cfg.cols]
+            scale = neuron.scales[:, caddr] if cfg.scale_bits else 1
+            stored, value, spike = neuron_step(
+                neuron.membrane[:, maddr], lanes, scale, neuron.offsets[:, caddr], thresholds[:, caddr],
+                leak_shift=shift if cmd.leak else 0, first=cmd.first and s == 0, reset_zero=reset_zero,
+                readout=cmd.readout, membrane_bits=cfg.membrane_bits)
+            neuron.membrane[:, maddr] = stored
+            k = s * cfg.rows + j
+            out.append(OutputBeat(row, k == cmd.n_steps * cfg.rows - 1, tuple(bool(v) for v in spike),
+                                  tuple(int(v) for v in value), beat_cycles[k]))
+    return out

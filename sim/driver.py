@@ -17,7 +17,7 @@ import numpy as np
 from spikeforge.hw.config import CoreConfig
 from spikeforge.hw.layout import Layout, memory_images, plan_layout
 from spikeforge.integer_network import IntegerNetwork
-from spikeforge.sim.cycle import Command, OutputBeat, encode_input, run_tile
+from spikeforge.sim.cycle import Command, NeuronMemories, OutputBeat, encode_input, run_tile
 from spikeforge.sim.schedule import back_to_back_cycles, dense_slots, scan_slots, tile_timing
 
 
@@ -62,6 +62,11 @@ class NetworkDriver:
         self.cfg = cfg
         self.layout: Layout = plan_layout(net, cfg)
         self.weights, self.thresholds = memory_images(net, self.layout)
+        self.neuron: NeuronMemories | None = None  # a multi-step core's neuron unit (sim/multistep_driver.py)
+        if net.multistep is not None:
+            from spikeforge.sim.multistep_driver import neuron_memories
+
+            self.neuron = neuron_memories(self)
 
     # --- the steps, usable one at a time by an event-driven testbench -------------------------
     def layer_commands(self, index: int, act: np.ndarray) -> list[tuple[Command, list[int]]]:
@@ -104,7 +109,12 @@ class NetworkDriver:
         return out.astype(bool) if layer.spiking else out
 
     # --- a whole image on a synchronous backend ------------------------------------------------
-    def run_image(self, image: np.ndarray, backend: Backend) -> ImageTrace:
+    def run_image(self, image: np.ndarray, backend: Backend, image_id: int = 0) -> ImageTrace:
+        """`image_id` seeds a multi-step network's host-side input spikes (its test-set index)."""
+        if self.net.multistep is not None:
+            from spikeforge.sim.multistep_driver import run_image
+
+            return run_image(self, image, backend, image_id)
         act = self.net.quantize_input(np.asarray(image)[None])[0]
         traces = []
         for index, layer in enumerate(self.net.layers):
@@ -123,28 +133,31 @@ class NetworkDriver:
         cfg = self.cfg
         layer = self.net.layers[index]
         ideal = sum(sum(int(b).bit_count() for b in beats) for _, beats in commands)
-        dense = int(back_to_back_cycles(cfg, [dense_slots(layer.fan_in, cmd.n_planes) for cmd, _ in commands]))
+        dense = int(back_to_back_cycles(cfg, [dense_slots(layer.fan_in, cmd.n_planes) for cmd, _ in commands],
+                                        [cmd.n_steps for cmd, _ in commands]))
         cycles = outcomes[-1].beats[-1].cycle - outcomes[0].accept_cycle + 1
         return LayerTrace(index, layer.kind, len(commands), cycles, ideal, dense, output, list(outcomes))
 
     # --- the golden backend --------------------------------------------------------------------
     def golden_backend(self, commands: list[tuple[Command, list[int]]]) -> list[TileOutcome]:
-        return golden_run(self.cfg, self.weights, self.thresholds, commands)
+        return golden_run(self.cfg, self.weights, self.thresholds, commands, self.neuron)
 
     def amaranth_backend(self, commands: list[tuple[Command, list[int]]]) -> list[TileOutcome]:
         from spikeforge.sim.rtl.amaranth_sim import simulate_commands
 
-        return simulate_commands(self.cfg, self.weights, self.thresholds, commands)
+        return simulate_commands(self.cfg, self.weights, self.thresholds, commands, neuron=self.neuron)
 
 
 def golden_run(cfg: CoreConfig, weights: np.ndarray, thresholds: np.ndarray,
-               commands: Sequence[tuple[Command, list[int]]]) -> list[TileOutcome]:
+               commands: Sequence[tuple[Command, list[int]]],
+               neuron: NeuronMemories | None = None) -> list[TileOutcome]:
     """The golden model of one backend call: the commands back to back, no stalls, cycles
-    counted from the call's first command (the contract every backend keeps)."""
+    counted from the call's first command (the contract every backend keeps). A multi-step core's
+    neuron memories (its membrane) carry over from command to command."""
     outcomes = []
     cycle = 0
     for cmd, beats in commands:
-        result = run_tile(cfg, weights, thresholds, cmd, beats, accept_cycle=cycle)
+        result = run_tile(cfg, weights, thresholds, cmd, beats, accept_cycle=cycle, neuron=neuron)
         outcomes.append(TileOutcome(result.accept_cycle, list(result.beats)))
         cycle = result.next_accept
     return outcomes
@@ -154,6 +167,10 @@ def layer_cycles_fast(net: IntegerNetwork, cfg: CoreConfig, images: np.ndarray) 
     """Per image and compute layer, the exact cycles of the timing contract, without running
     the datapath: used by the estimators on whole datasets. [images, compute layers]."""
     driver = NetworkDriver(net, cfg)
+    if net.multistep is not None:
+        from spikeforge.sim.multistep_driver import layer_cycles
+
+        return layer_cycles(driver, images)
     _, _, outputs = net.forward(images, acc_bits=cfg.acc_bits, collect=True)
     quantized = net.quantize_input(images)
     result = np.zeros((len(images), len(net.compute_layers)), dtype=np.int64)

@@ -14,6 +14,12 @@ Contract (no stalls; cycle c0 = the cycle a command is accepted):
 So one command occupies the core for `command_cycles` = 1 + S + 2R + C cycles (accept to next
 accept), a tile takes `tile_cycles` = S + 2R + C + 2 cycles from accept to last beat (both
 included), and commands issued back to back take sum(command_cycles) + 1 cycles.
+
+Multi-step cores (hw/step_loop.py): a command with n_steps steps scans and flushes once, then
+drains n_steps times, R beats each (beat k = s*R + j leaves in d0 + 1 + k), so it occupies the
+core for 1 + S + 2R + C + R*(n_steps - 1) cycles; n_steps = 1 is the one-step contract. A network
+of T steps issues, per layer, one command per (position, tile, step) (the analog first layer: one
+per (position, tile) with n_steps = T), so its cycles per image are the sum over those commands.
 """
 
 from __future__ import annotations
@@ -56,26 +62,34 @@ def dense_slots(fan_in: int, n_planes: int) -> int:
     return n_planes * fan_in + n_planes - 1
 
 
-def command_cycles(cfg: CoreConfig, slots):
+def command_cycles(cfg: CoreConfig, slots, steps=1):
     """Cycles a command occupies the core, from its accept to the next command's accept."""
-    return 1 + slots + 2 * cfg.rows + cfg.cols
+    return 1 + slots + 2 * cfg.rows + cfg.cols + cfg.rows * (steps - 1)
 
 
-def tile_cycles(cfg: CoreConfig, slots):
+def tile_cycles(cfg: CoreConfig, slots, steps=1):
     """Cycles from a command's accept to its last output beat, both included."""
-    return command_cycles(cfg, slots) + 1
+    return command_cycles(cfg, slots, steps) + 1
 
 
-def tile_timing(cfg: CoreConfig, slots: int, accept_cycle: int) -> tuple[list[int], int]:
-    """(output beat cycles, next accept cycle) of a command with S = slots accepted at accept_cycle."""
-    next_accept = accept_cycle + command_cycles(cfg, slots)
-    # The drain emits one beat per row, the last in the cycle the next command can be accepted.
-    beat_cycles = [next_accept - (cfg.rows - 1 - k) for k in range(cfg.rows)]
+def tile_timing(cfg: CoreConfig, slots: int, accept_cycle: int, steps: int = 1) -> tuple[list[int], int]:
+    """(output beat cycles, next accept cycle) of a command with S = slots (and `steps` drains)
+    accepted at accept_cycle."""
+    next_accept = accept_cycle + int(command_cycles(cfg, slots, steps))
+    # The drain emits one beat per row and step, the last in the cycle the next command can be accepted.
+    beats = cfg.rows * steps
+    beat_cycles = [next_accept - (beats - 1 - k) for k in range(beats)]
     return beat_cycles, next_accept
 
 
-def back_to_back_cycles(cfg: CoreConfig, slots):
+def membrane_accesses(cfg: CoreConfig, steps=1):
+    """Membrane words read and written by one command: one read and one write per neuron slot per step."""
+    return cfg.pes * np.asarray(steps), cfg.pes * np.asarray(steps)
+
+
+def back_to_back_cycles(cfg: CoreConfig, slots, steps=1):
     """Cycles of commands issued back to back, first accept to last beat, both included.
 
-    slots: an array [..., commands] of S per command; the sum runs over the last axis."""
-    return np.sum(command_cycles(cfg, np.asarray(slots)), axis=-1) + 1
+    slots: an array [..., commands] of S per command (steps: their drain counts, multi-step
+    cores); the sum runs over the last axis."""
+    return np.sum(command_cycles(cfg, np.asarray(slots), np.asarray(steps)), axis=-1) + 1

@@ -57,7 +57,7 @@ REFUSED = {
     "Delay": (lambda: graph(("fc", affine()), ("d", nir.Delay(delay=np.ones(16))), ("fc2", affine(10, 16))), {},
               "'d' (Delay) is not supported"),
     "multi-step LIF": (lambda: graph(("fc", affine()), ("lif", lif()), ("fc2", affine(10, 16))), {"timesteps": 4},
-                       "multi-step core, which has not landed"),
+                       "does not route leaky multi-step graphs"),
     "v_leak": (lambda: graph(("fc", affine()), ("lif", lif(v_leak=np.full(16, 0.1))), ("fc2", affine(10, 16))), {},
                "'lif' (LIF): v_leak != 0"),
     "branch": (lambda: graph(("fc", affine()), ("lif", lif()), ("fc2", affine(10, 16)),

@@ -100,7 +100,7 @@ def test_cli_rejects_bad_input(checkpoint: Path, tmp_path: Path, capsys: pytest.
         capsys, main(["quantize", str(tmp_path / "none.pt"), "--out", str(tmp_path / "o")]), "does not exist"
     )
     ckpt = load_checkpoint(checkpoint)
-    for method, needle in (("relu", "relu nets need conversion"), ("convert", "multi-step")):
+    for method, needle in (("relu", "relu nets need conversion"), ("convert", "is not a convert model")):
         path = tmp_path / f"{method}.pt"
         torch.save({**ckpt, "method": method}, path)
         _one_line_error(capsys, main(["quantize", str(path), "--out", str(tmp_path / "o")]), needle)

@@ -60,7 +60,7 @@ def test_every_cycle_figure_follows_the_schedule(monkeypatch: pytest.MonkeyPatch
                           _layer_inputs(net, cfg, img))] for img in x])
 
     real = schedule.command_cycles
-    monkeypatch.setattr(schedule, "command_cycles", lambda c, slots: real(c, slots) + EXTRA)
+    monkeypatch.setattr(schedule, "command_cycles", lambda c, slots, steps=1: real(c, slots, steps) + EXTRA)
     after = _figures(cfg, net, x)
 
     assert list(after["tile"] - before["tile"]) == [EXTRA, EXTRA]

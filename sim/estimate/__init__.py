@@ -81,6 +81,8 @@ def estimate(
     if accuracy is None and labels is not None:
         pred, _ = net.forward(images, acc_bits=cfg.acc_bits)
         accuracy = float(np.mean(pred == labels))
+    if cfg.multistep and fmax_mhz is None and not routed:
+        fmax_source += "; of the one-step core: the neuron unit's Fmax is not measured"
     latency = latency_report(counts, fmax, net)
     latency["fmax_source"] = fmax_source
     return {

@@ -105,7 +105,12 @@ def memory_cells(cfg: CoreConfig) -> dict[str, int]:
 def memory_bits(cfg: CoreConfig) -> dict[str, int]:
     weights = cfg.pes * cfg.weight_depth * cfg.weight_bits
     thresholds = cfg.cols * cfg.threshold_depth * cfg.threshold_bits
-    return {"weight_bits": weights, "threshold_bits": thresholds, "total": weights + thresholds}
+    out = {"weight_bits": weights, "threshold_bits": thresholds, "total": weights + thresholds}
+    if cfg.multistep:
+        out["neuron_constant_bits"] = cfg.cols * cfg.threshold_depth * (cfg.scale_bits + cfg.offset_bits)
+        out["membrane_bits"] = cfg.cols * cfg.membrane_depth * cfg.membrane_bits
+        out["total"] += out["neuron_constant_bits"] + out["membrane_bits"]
+    return out
 
 
 def load_calibration(path: str | os.PathLike | None = None) -> dict[str, Any]:
@@ -123,8 +128,59 @@ def load_calibration(path: str | os.PathLike | None = None) -> dict[str, Any]:
     return data
 
 
+# The neuron unit of a multi-step core (hw/neuron.py, hw/step_loop.py), per column: logic per
+# membrane bit (leak subtract, input and offset adds, compare, reset muxes) and per scale bit (the
+# multiplier's glue; the product itself maps to one MULT18X18D per column). Not part of the NNLS fit:
+# the coefficients are the synthesized difference (Yosys synth_ecp5, no routing) between the
+# multi-step cores of the digits BNTT MLP (membrane 25, scale 12 bits) and converted MLP (membrane 25,
+# no scale) artifacts and the same configs without the neuron unit: solved exactly from those two
+# pairs (docs/ESTIMATION.md, "Multi-step cores"). GE: the one-step model's GE per LUT4.
+NEURON_PER_COLUMN = {"lut4": {"membrane": 4.54, "scale": 5.77}, "ff": {"membrane": 1.91, "scale": 0.0},
+                     "ccu2c": {"membrane": 0.62, "scale": 1.27}}
+
+
+def one_step_part(cfg: CoreConfig) -> CoreConfig:
+    """The same core without its neuron unit (what the calibrated one-step model describes)."""
+    return cfg.replace(membrane_bits=0, scale_bits=0, offset_bits=0, leak_shift=0, membrane_depth=1, max_steps=1,
+                       fault=None, threshold_bits=min(cfg.threshold_bits, cfg.acc_bits))
+
+
+def neuron_memory_cells(cfg: CoreConfig) -> dict[str, int]:
+    """EBR / DPR16X4 / DSP of the neuron unit beyond the one-step core's threshold memory. The
+    threshold, offset and scale memories share one address: Yosys merges them into one wide block
+    RAM when that maps to EBR (else they stay separate LUT RAMs); the membrane memory is its own."""
+    base = memory_mapping(cfg.threshold_depth, min(cfg.threshold_bits, cfg.acc_bits))
+    merged = memory_mapping(cfg.threshold_depth, cfg.threshold_bits + cfg.offset_bits + cfg.scale_bits)
+    if merged["ebr"]:
+        consts = merged
+    else:
+        parts = [memory_mapping(cfg.threshold_depth, b) for b in (cfg.threshold_bits, cfg.offset_bits, cfg.scale_bits)
+                 if b]
+        consts = {"ebr": sum(p["ebr"] for p in parts), "dpr16x4": sum(p["dpr16x4"] for p in parts)}
+    membrane = memory_mapping(cfg.membrane_depth, cfg.membrane_bits)
+    return {"ebr": cfg.cols * (consts["ebr"] + membrane["ebr"] - base["ebr"]),
+            "dpr16x4": cfg.cols * (consts["dpr16x4"] + membrane["dpr16x4"] - base["dpr16x4"]),
+            "dsp": cfg.cols if cfg.scale_bits else 0}
+
+
 def predict(cfg: CoreConfig, calibration: dict[str, Any] | None = None) -> dict[str, float]:
-    """Fast estimate of ECP5 LUT4/FF/CCU2C/EBR/DPR16X4 and ASIC logic GE for `cfg`."""
+    """Fast estimate of ECP5 LUT4/FF/CCU2C/EBR/DPR16X4 and ASIC logic GE for `cfg` (a multi-step
+    core: the one-step part from the calibrated model plus the neuron unit)."""
+    if cfg.multistep:
+        out = predict(one_step_part(cfg), calibration)
+        ge_per_lut = out["ge_logic"] / max(out["lut4"], 1.0)
+        neuron = {m: cfg.cols * (c["membrane"] * cfg.membrane_bits + c["scale"] * cfg.scale_bits)
+                  for m, c in NEURON_PER_COLUMN.items()}
+        for metric, value in neuron.items():
+            out[metric] += value
+        out["ge_logic"] += neuron["lut4"] * ge_per_lut
+        cells = neuron_memory_cells(cfg)
+        out["ebr"] += cells["ebr"]
+        out["dpr16x4"] += cells["dpr16x4"]
+        out["dsp"] = cells["dsp"]
+        out["neuron_unit"] = {**neuron, **cells}
+        out.update({f"memory_{k}": v for k, v in memory_bits(cfg).items()})
+        return out
     cal = calibration if calibration is not None else load_calibration()
     f = features(cfg)
     x = np.array([f[name] for name in FEATURES])

@@ -46,6 +46,10 @@ def operation_counts(net: IntegerNetwork, cfg: CoreConfig, images: np.ndarray) -
     """Per image and compute layer ([images, layers] int64), every count latency and energy need."""
     from spikeforge.hw.layout import plan_layout
 
+    if net.multistep is not None:
+        from spikeforge.sim.estimate.multistep_counts import multistep_counts
+
+        return multistep_counts(net, cfg, images, CHUNK, COUNT_KEYS)
     layout = plan_layout(net, cfg)
     layers = net.compute_layers
     n = len(images)

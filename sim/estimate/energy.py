@@ -13,8 +13,10 @@ ACC token adds in all R*C PEs, including slots unused in a layer's last tile) an
 plane doublings (charged as an add: an upper bound, a shift is a mux), weight-memory reads (one
 word per PE per ACC token, assuming the read port is enabled only for ACC tokens), threshold reads
 and comparisons (one per PE slot per tile), input-beat reads (every command streams its input
-words) and output writes (one bit per spike, acc_bits + 1 per readout value). Not counted: clock
-tree, token and pipeline registers, control, leakage.
+words) and output writes (one bit per spike, acc_bits + 1 per readout value). A multi-step core
+adds, per PE slot and drain, a membrane read and write (membrane_bits each), the scale and offset
+reads, three membrane-wide adds and, with a scale, one multiply. Not counted: clock tree, token and
+pipeline registers, control, leakage.
 """
 
 from __future__ import annotations
@@ -60,8 +62,12 @@ def snn_energy(
     weight_bits: int,
     threshold_bits: int,
     model: EnergyModel = EnergyModel(),
+    neuron: dict[str, int] | None = None,
 ) -> dict[str, float]:
-    """pJ per inference by component, from mean operation counts of one inference."""
+    """pJ per inference by component, from mean operation counts of one inference. `neuron`
+    (membrane_bits, scale_bits, offset_bits) adds a multi-step core's membrane reads and writes,
+    constant reads, adds and multiplies (a multiply scale_bits x acc_bits is charged as a square
+    one of their mean width)."""
     bit = model.sram_bit_pj
     parts = {
         "accumulate": counts["adds_performed"] * e_add(acc_bits),
@@ -72,6 +78,11 @@ def snn_energy(
         "input_read": counts["input_bits_read"] * bit,
         "output_write": counts["output_bits_written"] * bit,
     }
+    if neuron is not None:  # a multi-step core's neuron unit (sim/estimate/multistep_counts.py)
+        parts["membrane"] = (counts["membrane_reads"] + counts["membrane_writes"]) * neuron["membrane_bits"] * bit
+        parts["neuron_constants"] = counts["constant_reads"] * (neuron["scale_bits"] + neuron["offset_bits"]) * bit
+        parts["neuron_add"] = counts["neuron_adds"] * e_add(neuron["membrane_bits"])
+        parts["neuron_multiply"] = counts["neuron_multiplies"] * e_mult((neuron["scale_bits"] + acc_bits) / 2)
     total = sum(parts.values())
     useful = max(counts["adds_useful"], 1.0)
     return {
@@ -111,7 +122,9 @@ def dnn_energy(
 
 def energy_report(counts: dict[str, np.ndarray], cfg: CoreConfig, model: EnergyModel = EnergyModel()) -> dict:
     mean = {k: float(v.sum(axis=1).mean()) for k, v in counts.items()}
-    snn = snn_energy(mean, cfg.acc_bits, cfg.weight_bits, cfg.threshold_bits, model)
+    neuron = ({"membrane_bits": cfg.membrane_bits, "scale_bits": cfg.scale_bits, "offset_bits": cfg.offset_bits}
+              if cfg.multistep else None)
+    snn = snn_energy(mean, cfg.acc_bits, cfg.weight_bits, cfg.threshold_bits, model, neuron)
     dnn = dnn_energy(mean, model)
     sparse_dnn = dnn_energy(mean, model, skip_zeros=True)
     return {

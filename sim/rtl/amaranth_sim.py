@@ -14,7 +14,7 @@ from amaranth.sim import Simulator
 
 from spikeforge.hw.config import CoreConfig
 from spikeforge.hw.generate import core_component
-from spikeforge.sim.cycle import Command
+from spikeforge.sim.cycle import Command, NeuronMemories
 from spikeforge.sim.driver import TileOutcome
 from spikeforge.sim.rtl.streams import CoreHarness, ProtocolViolation, StallSchedule
 
@@ -79,10 +79,13 @@ def simulate_commands(
     stall_seed: int | None = None,
     max_cycles: int = 10_000_000,
     vcd_path: str | None = None,
+    neuron: NeuronMemories | None = None,
 ) -> list[TileOutcome]:
     """Drive the commands back to back (with stall_seed, the StallSchedule's stalls on every
-    stream); raise ProtocolError when a monitor saw a stream break the rules."""
-    harness = run_harness(core_component(cfg, weights, thresholds), cfg, commands, stall_seed, max_cycles, vcd_path)
+    stream); raise ProtocolError when a monitor saw a stream break the rules. A multi-step core
+    starts with `neuron`'s constants and a zero membrane."""
+    dut = core_component(cfg, weights, thresholds, neuron=neuron)
+    harness = run_harness(dut, cfg, commands, stall_seed, max_cycles, vcd_path)
     if harness.violations:
         raise ProtocolError(harness.violations, harness.schedule)
     return harness.outcomes

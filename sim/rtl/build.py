@@ -38,8 +38,8 @@ BENCH_DIR = Path(__file__).resolve().parent / "benches"
 HW_DIR = PACKAGE_ROOT / "hw"
 TIMESCALE = ("1ns", "1ps")
 # The hw/ modules the generated Verilog depends on (synthesis scripts etc. are left out).
-RTL_SOURCES = ("lint_waivers.vlt", "config.py", "core.py", "faults.py", "generate.py", "pe.py", "scanner.py",
-               "threshold.py", "tokens.py")
+RTL_SOURCES = ("lint_waivers.vlt", "config.py", "core.py", "faults.py", "generate.py", "neuron.py", "pe.py",
+               "scanner.py", "step_loop.py", "threshold.py", "tokens.py")
 
 
 class RtlError(SpikeforgeError):
@@ -98,7 +98,7 @@ def block_verilog(kind: str, cfg: CoreConfig, network: IntegerNetwork | None = N
             from spikeforge.hw.layout import memory_images, plan_layout
 
             weights, thresholds = memory_images(network, plan_layout(network, cfg))
-        return cfg.top_name, verilog_text(cfg, weights, thresholds)
+        return cfg.top_name, verilog_text(cfg, weights, thresholds, network)
     if kind == "pe":
         from spikeforge.hw.pe import ProcessingElement
 
@@ -150,6 +150,9 @@ def _network_hash(network: IntegerNetwork) -> str:
             if arr is not None:
                 h.update(np.ascontiguousarray(np.asarray(arr, dtype=np.int64)).tobytes())
         h.update(repr((layer.kind, getattr(layer, "in_shape", None))).encode())
+    for neuron in network.multistep.neurons if network.multistep is not None else ():
+        for arr in (neuron.scale, neuron.offset):
+            h.update(np.ascontiguousarray(np.asarray(arr, dtype=np.int64)).tobytes())
     return h.hexdigest()[:12]
 
 

@@ -98,13 +98,14 @@ def _layer_label(driver: NetworkDriver, image: int, layer: int):
     return label
 
 
-def golden_network(driver: NetworkDriver, image: np.ndarray):
-    return driver.run_image(image, driver.golden_backend)
+def golden_network(driver: NetworkDriver, image: np.ndarray, image_id: int = 0):
+    return driver.run_image(image, driver.golden_backend, image_id)
 
 
 def check_network(cfg: CoreConfig, net: IntegerNetwork, images: np.ndarray, sim: str = "verilator",
                   seed: int | None = None, stall_seed: int | None = None, baked: bool = False,
-                  waves_on_failure: bool = True, first_image: int = 0) -> CheckReport:
+                  waves_on_failure: bool = True, first_image: int = 0,
+                  image_ids: Sequence[int] | None = None) -> CheckReport:
     """Every image through the RTL, layer by layer (the RTL's own outputs feed the next layer);
     every command's beats and cycles, every layer's output and cycle count and the predicted
     class compared with the golden backend. Images are numbered from `first_image` in reports.
@@ -115,7 +116,9 @@ def check_network(cfg: CoreConfig, net: IntegerNetwork, images: np.ndarray, sim:
     b = build(cfg, sim, network=net if baked else None)
     report.build_seconds = b.seconds
     images = np.asarray(images, dtype=np.float64)
-    job = {"config": cfg.to_dict(), "stall_seed": stall_seed, "load": not baked}
+    # The test-set index of each image: it seeds a multi-step net's host-side input spikes.
+    ids = list(image_ids) if image_ids is not None else list(range(first_image, first_image + len(images)))
+    job = {"config": cfg.to_dict(), "stall_seed": stall_seed, "load": not baked, "image_ids": ids}
     result, _ = run_job(b, "tb_core", "network", job, {"network": net, "images": images})
     report.sim_cycles = int(result["cycles_simulated"])
     report.sim_seconds = float(result["wall_s"])
@@ -123,13 +126,14 @@ def check_network(cfg: CoreConfig, net: IntegerNetwork, images: np.ndarray, sim:
     predictions = []
     for i, (image, raw) in enumerate(zip(images, result["images"], strict=True)):
         report.images += 1
-        want = golden_network(driver, image)
+        want = golden_network(driver, image, ids[i])
         bad = _compare_image(driver, first_image + i, want, raw, timed, seed, report)
         predictions.append({"golden": want.prediction, "rtl": int(raw["prediction"]), "golden_cycles": want.cycles,
                             "rtl_cycles": sum(int(v["cycles"]) for v in raw["layers"] if v["kind"] != "pool")})
         if bad is not None:
             if waves_on_failure:
-                one = {"config": cfg.to_dict(), "stall_seed": stall_seed, "load": not baked}
+                one = {"config": cfg.to_dict(), "stall_seed": stall_seed, "load": not baked,
+                       "image_ids": [ids[i]]}
                 files = {"network": net, "images": images[i: i + 1]}
                 try:
                     wb = build(cfg, sim, waves=True, network=net if baked else None)

@@ -244,7 +244,7 @@ class CoreHarness:
         def bits(sl: tuple[int, int]) -> int:
             return (word >> sl[0]) & ((1 << sl[1]) - 1)
 
-        cols, vb = self.cfg.cols, self.cfg.acc_bits + 1
+        cols, vb = self.cfg.cols, self.cfg.value_bits
         spikes = bits(self._spikes)
         values = []
         for c in range(cols):

@@ -87,11 +87,21 @@ def verify_rtl(
     print(f"building {cfg.top_name} for {sim} (cached in {build_root()}) ...", flush=True)
     b = build(cfg, sim)
 
-    case = random_case(cfg, rng, vectors)
-    checks.append(("tile vectors", check_tiles(cfg, [case], sim, seed=seed)))
-    if stalls:
-        stalled = TileCase(case.weights, case.thresholds, case.commands, stall_seed=seed + 1)
-        checks.append(("tile vectors, stalls", check_tiles(cfg, [stalled], sim, seed=seed)))
+    if cfg.multistep:  # step-loop commands with random constants (sim/rtl/multistep_checks.py)
+        from spikeforge.sim.rtl.multistep_checks import MultistepCase, check_multistep_tiles
+        from spikeforge.sim.rtl.multistep_stimulus import random_multistep_case
+
+        ms_case = MultistepCase(*random_multistep_case(cfg, rng, vectors))
+        checks.append(("step-loop vectors", check_multistep_tiles(cfg, [ms_case], sim, seed=seed)))
+        if stalls:
+            ms_case.stall_seed = seed + 1
+            checks.append(("step-loop vectors, stalls", check_multistep_tiles(cfg, [ms_case], sim, seed=seed)))
+    else:
+        case = random_case(cfg, rng, vectors)
+        checks.append(("tile vectors", check_tiles(cfg, [case], sim, seed=seed)))
+        if stalls:
+            stalled = TileCase(case.weights, case.thresholds, case.commands, stall_seed=seed + 1)
+            checks.append(("tile vectors, stalls", check_tiles(cfg, [stalled], sim, seed=seed)))
 
     if net is not None:
         count = min(samples or DEFAULT_SAMPLES, len(ds.x_test))

@@ -27,6 +27,7 @@ from cocotb.triggers import ReadOnly, RisingEdge
 
 from spikeforge.hw.config import CoreConfig
 from spikeforge.hw.core import LOAD_THRESHOLD, LOAD_WEIGHT, load_layout
+from spikeforge.hw.neuron import LOAD_OFFSET, LOAD_SCALE
 from spikeforge.sim.cycle import Command
 from spikeforge.sim.driver import TileOutcome
 from spikeforge.sim.rtl.streams import CoreHarness, ProtocolViolation, StallSchedule, pack_fields
@@ -110,6 +111,8 @@ class CoreBench:
         # What the memories hold now: a load writes only the words that change.
         self.weights = np.zeros((cfg.pes, cfg.weight_depth), dtype=np.int64)
         self.thresholds = np.zeros((cfg.cols, cfg.threshold_depth), dtype=np.int64)
+        self.scales = np.zeros((cfg.cols, cfg.threshold_depth), dtype=np.int64)  # multi-step cores
+        self.offsets = np.zeros((cfg.cols, cfg.threshold_depth), dtype=np.int64)
         self.cycles_simulated = 0
         self.violations: list[ProtocolViolation] = []  # of the last run_commands
 
@@ -123,12 +126,18 @@ class CoreBench:
             await RisingEdge(self.dut.clk)
         self.dut.rst.value = 0  # the cycle starting now is cycle 0
 
-    async def load(self, weights: np.ndarray, thresholds: np.ndarray) -> int:
-        """Write the words of weights[R*C, depth] / thresholds[C, depth] that differ from the
-        memories' current contents, one per cycle (the load stream is always ready). Returns the
-        number of words written."""
+    async def load(self, weights: np.ndarray, thresholds: np.ndarray, scales: np.ndarray | None = None,
+                   offsets: np.ndarray | None = None) -> int:
+        """Write the words of weights[R*C, depth] / thresholds[C, depth] (and a multi-step core's
+        scales / offsets [C, depth]) that differ from the memories' current contents, one per cycle
+        (the load stream is always ready). Returns the number of words written."""
         writes = []
-        for target, new, old in ((LOAD_WEIGHT, weights, self.weights), (LOAD_THRESHOLD, thresholds, self.thresholds)):
+        memories = [(LOAD_WEIGHT, weights, self.weights), (LOAD_THRESHOLD, thresholds, self.thresholds)]
+        if scales is not None and self.cfg.scale_bits:
+            memories.append((LOAD_SCALE, scales, self.scales))
+        if offsets is not None:
+            memories.append((LOAD_OFFSET, offsets, self.offsets))
+        for target, new, old in memories:
             new = np.asarray(new, dtype=np.int64)
             for sel, addr in zip(*np.nonzero(new != old), strict=True):
                 writes.append({"target": target, "select": int(sel), "addr": int(addr), "data": int(new[sel, addr])})

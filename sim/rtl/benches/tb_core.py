@@ -19,6 +19,10 @@ from spikeforge.sim.driver import NetworkDriver
 
 
 def _commands(raw: list) -> list[tuple[Command, list[int]]]:
+    """[n_words, n_planes, weight_base, threshold_base, beats], or [{every Command field}, beats]
+    (multi-step cores, sim/rtl/multistep_checks.py)."""
+    if raw and isinstance(raw[0][0], dict):
+        return [(Command(**fields), [int(x) for x in beats]) for fields, beats in raw]
     return [(Command(int(a), int(b), int(c), int(d)), [int(x) for x in beats]) for a, b, c, d, beats in raw]
 
 
@@ -31,7 +35,8 @@ async def tiles(dut) -> None:
     await bench.reset()
     cases = []
     for case in job["cases"]:
-        await bench.load(np.array(case["weights"], dtype=np.int64), np.array(case["thresholds"], dtype=np.int64))
+        names = ("weights", "thresholds", "scales", "offsets") if "scales" in case else ("weights", "thresholds")
+        await bench.load(*(np.array(case[k], dtype=np.int64) for k in names))
         before = bench.cycles_simulated
         outcomes = await bench.run_commands(_commands(case["commands"]), case.get("stall_seed"))
         cases.append({"outcomes": [outcome_to_json(o) for o in outcomes], "cycles": bench.cycles_simulated - before,
@@ -51,10 +56,14 @@ async def network(dut) -> None:
     watch = Stopwatch()
     await bench.reset()
     if job.get("load", True):
-        await bench.load(driver.weights, driver.thresholds)
+        neuron = driver.neuron
+        await bench.load(driver.weights, driver.thresholds, *((neuron.scales, neuron.offsets) if neuron else ()))
     load_cycles = bench.cycles_simulated
     results = []
     for n, image in enumerate(images):
+        if net.multistep is not None:
+            results.append(await multistep_image(bench, driver, image, job["image_ids"][n], stall_seed, n))
+            continue
         act = net.quantize_input(image[None])[0]
         layers = []
         for index, layer in enumerate(net.layers):
@@ -75,3 +84,29 @@ async def network(dut) -> None:
         results.append({"layers": layers, "prediction": int(np.argmax(logits)), "logits": logits.tolist()})
     write_result({"images": results, "load_cycles": load_cycles, "cycles_simulated": bench.cycles_simulated,
                   "wall_s": watch.seconds})
+
+
+async def multistep_image(bench: CoreBench, driver: NetworkDriver, image, image_id: int, stall_seed, n: int) -> dict:
+    """One image of a multi-step network, layer-major (sim/multistep_driver.py), on the RTL's own outputs."""
+    from spikeforge.sim import multistep_driver as msd
+
+    net = driver.net
+    acts = msd.input_steps(net, image, image_id)
+    layers = []
+    for index, layer in enumerate(net.layers):
+        if layer.kind == "pool":
+            acts = [layer.apply(a[None].astype(bool))[0] for a in acts]
+            layers.append({"layer": index, "kind": "pool", "outcomes": [],
+                           "output": np.stack(acts).astype(int).tolist()})
+            continue
+        commands = msd.step_commands(driver, index, acts)
+        seed = None if stall_seed is None else stall_seed * 1_000_003 + n * 101 + index
+        outcomes = await bench.run_commands(commands, seed)
+        acts = msd.assemble_steps(driver, index, commands, outcomes)
+        trace = driver.trace(index, commands, outcomes, np.stack(acts))
+        layers.append({"layer": index, "kind": layer.kind, "cycles": trace.cycles,
+                       "outcomes": [outcome_to_json(o) for o in outcomes],
+                       "output": np.stack(acts).astype(np.int64).tolist()})
+    logits = np.asarray(acts[-1]).reshape(-1)
+    return {"layers": layers, "prediction": int(np.argmax(logits)), "logits": logits.tolist()}
+
