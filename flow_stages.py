@@ -303,8 +303,11 @@ class Flow:
 
     def dataset(self, name: str):
         from spikeforge.model.data import load_dataset
+        from spikeforge.quant.artifact import check_dataset
 
-        return load_dataset(name, self.args.data_dir)
+        ds = load_dataset(name, self.args.data_dir)
+        check_dataset(self.load_model()[1], ds)
+        return ds
 
     def verify_stage(self, quant: dict, gen: dict) -> dict:
         args = self.args

@@ -128,9 +128,26 @@ def check_nested(ckpt: dict[str, Any], path: str | os.PathLike = "checkpoint") -
     arch = ckpt["arch"]
     if not isinstance(arch.get("name"), str):
         raise bad("arch.name", f"is {type(arch.get('name')).__name__}, expected str")
+    for key, value in arch.items():
+        field = f"arch.{str(key)[:40]}"
+        if key in ("hidden", "channels"):
+            if not isinstance(value, list) or len(value) > 64 or not all(_plain_int(v) and 1 <= v <= 1 << 16
+                                                                         for v in value):
+                raise bad(field, f"={str(value)[:40]} is not a list of positive widths")
+        elif key == "bn" and not isinstance(value, bool):
+            raise bad(field, f"={str(value)[:40]} is not true or false")
+        elif not isinstance(value, str | bool | int | float | type(None)) and not (
+                isinstance(value, list) and all(isinstance(v, int | str) for v in value)):
+            raise bad(field, f"is {type(value).__name__}, expected a number, string or list")
     for key, value in ckpt["state_dict"].items():
+        field = f"state_dict[{str(key)[:60]!r}]"
         if not isinstance(key, str) or not isinstance(value, torch.Tensor):
-            raise bad(f"state_dict[{str(key)[:40]!r}]", f"is {type(value).__name__}, expected a tensor")
+            raise bad(field, f"is {type(value).__name__}, expected a tensor")
+        if value.is_floating_point():
+            if not bool(torch.isfinite(value).all()):
+                raise bad(field, "holds NaN or inf")
+        elif not key.endswith("num_batches_tracked"):
+            raise bad(field, f"is a {value.dtype} tensor, expected floating point")
 
 
 def _refused_global(exc: BaseException) -> str | None:

@@ -18,6 +18,7 @@ import json
 import os
 import stat
 import zipfile
+import zlib
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -300,8 +301,8 @@ class NpzMembers:
         count = int(np.prod(shape, dtype=np.int64))
         if info.file_size > NPY_HEADER_MAX + 8 * count:
             raise _fail(where, f"is {info.file_size} bytes uncompressed, more than a {list(shape)} array needs")
-        if info.flag_bits & 0x1:
-            raise _fail(where, "is encrypted")
+        if info.flag_bits & 0x1 or info.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
+            raise _fail(where, "is encrypted or compressed with a method other than deflate")
         try:
             with self.zip.open(info) as handle:
                 version = np.lib.format.read_magic(handle)
@@ -322,7 +323,8 @@ class NpzMembers:
                 raw = handle.read(nbytes)
         except SpikeforgeError:
             raise
-        except (OSError, ValueError, EOFError, zipfile.BadZipFile, SyntaxError, TypeError) as exc:
+        except (OSError, ValueError, EOFError, zipfile.BadZipFile, SyntaxError, TypeError, NotImplementedError,
+                zlib.error) as exc:
             raise _fail(where, f"cannot be read ({type(exc).__name__}: {' '.join(str(exc).split())[:80]})") from None
         if len(raw) != nbytes:
             raise _fail(where, "is truncated")
@@ -338,6 +340,7 @@ def check_memory_files(root: Path, manifest: dict, net: IntegerNetwork) -> None:
     each bound by its hash and holding what the weights and thresholds imply."""
     from spikeforge.hw.config import CoreConfig
     from spikeforge.hw.layout import memory_file_texts
+    from spikeforge.quant.pipeline import core_for
 
     if "core" not in manifest and "memory_files" not in manifest:
         return
@@ -345,11 +348,18 @@ def check_memory_files(root: Path, manifest: dict, net: IntegerNetwork) -> None:
     listed = _get(manifest, "memory_files", list, "manifest")
     try:
         cfg = CoreConfig.from_dict(core)
+        # The core quantize records is the one it derives for the array (quant.pipeline.core_for).
+        expected_core = core_for(net, cfg.rows, cfg.cols, int(manifest["weight_bits"])).to_dict()
         texts = memory_file_texts(net, cfg)
     except SpikeforgeError as exc:
         raise _fail("manifest.core", " ".join(str(exc).split())[:160]) from None
     except (TypeError, ValueError, OverflowError) as exc:
         raise _fail("manifest.core", f"is not a core config ({type(exc).__name__})") from None
+    changed = next((k for k in expected_core if k not in core or core[k] != expected_core[k]), None)
+    if changed is not None:
+        stated = str(core[changed])[:40] if changed in core else "missing"
+        raise _fail(f"manifest.core.{changed}", f"is {stated} but the network on a {cfg.rows}x{cfg.cols} "
+                    f"array needs {expected_core[changed]}")
     expected = sorted(f"{MEMORY_DIR}/{name}" for name in texts)
     if listed != expected:
         odd = next((f for f in listed if f not in expected), None)

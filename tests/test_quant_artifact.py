@@ -71,7 +71,7 @@ def assert_same_network(a: IntegerNetwork, b: IntegerNetwork) -> None:
 
 @pytest.fixture(scope="module")
 def artifact(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from spikeforge.hw.config import CoreConfig
+    from spikeforge.quant.pipeline import core_for
 
     out = tmp_path_factory.mktemp("art") / "model"
     write_artifact(
@@ -79,7 +79,7 @@ def artifact(tmp_path_factory: pytest.TempPathFactory) -> Path:
         sample_network(),
         4,
         {"provenance": {"method": "test"}},
-        core=CoreConfig(rows=2, cols=2),
+        core=core_for(sample_network(), 2, 2, 4),
         files={"report.md": "# r\n"},
     )
     return out
@@ -280,7 +280,7 @@ def _mutations() -> list:
 
 def flip_byte(path: Path, at: float = 0.5) -> None:
     data = bytearray(path.read_bytes())
-    data[int(len(data) * at)] ^= 0x01
+    data[int(len(data) * at)] = (data[int(len(data) * at)] + 1) % 256  # twice is still a change
     path.write_bytes(bytes(data))
 
 

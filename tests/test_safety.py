@@ -316,3 +316,29 @@ def test_zip_bomb_refused_before_decompression(tmp_path, checkpoint):
         # unsealed: the size/hash binding refuses it; resealed: the member no layer names is refused
         assert ("'bomb'" in lines["REFUSED"]) == reseal and ("manifest records" in lines["REFUSED"]) != reseal
         assert int(lines["PEAK_KB"]) < 200 * 1024, lines
+
+
+# --- the flow cache --------------------------------------------------------------------------
+
+
+@pytest.mark.cocotb
+def test_flow_reruns_from_a_changed_cached_output(tmp_path, capsys, verilator_tool):
+    from test_flow import ARGS, stage_lines
+
+    out = tmp_path / "flow"
+    assert main([*ARGS, "--out", str(out)]) == 0
+    capsys.readouterr()
+    first = json.loads((out / "report.json").read_text())["headline"]
+    weights = out / "quantize" / "artifact" / "weights.npz"
+    data = bytearray(weights.read_bytes())
+    with zipfile.ZipFile(weights) as z:  # one byte inside the first layer's weights
+        info = z.getinfo("layer0_weight.npy")
+    data[info.header_offset + 30 + len(info.filename) + 200] ^= 0x7F
+    weights.write_bytes(bytes(data))
+    assert main([*ARGS, "--out", str(out)]) == 0
+    stages = stage_lines(capsys.readouterr().out)
+    assert stages["train"].startswith("cached"), stages
+    assert all(stages[s].startswith("done") for s in ("quantize", "generate", "verify", "estimate", "report")), stages
+    again = json.loads((out / "report.json").read_text())["headline"]
+    assert again["integer_accuracy"] == first["integer_accuracy"]  # the true accuracy, from a fresh quantize
+    assert weights.read_bytes() != bytes(data)
