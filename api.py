@@ -32,6 +32,7 @@ class TrainResult:
     checkpoint: Path  # OUT/checkpoint.pt
     metrics: dict[str, Any]  # the content of OUT/metrics.json
     model: Any  # the trained torch module, eval mode
+    config: Any = None  # the spikeforge.model.train.TrainConfig it ran, every default resolved
 
 
 def train(
@@ -54,53 +55,41 @@ def train(
     reg: str | None = None,
     p: float = 0.5,
     force: bool = False,
+    **options: Any,
 ) -> TrainResult:
-    """Train an SNN (hoyer, heaviside), a ReLU ANN (relu), a BNTT SNN (bntt) or an activity-
-    regularised ReLU net converted to an IF SNN (convert); write OUT/checkpoint.pt + metrics.json.
-    OUT must be new, empty or an earlier train output (`force`: any earlier spikeforge output)."""
+    """Train an SNN (hoyer, the authors' fixed-threshold ablation `fixed`, heaviside), a ReLU ANN
+    (relu), a BNTT SNN (bntt) or an activity-regularised ReLU net converted to an IF SNN (convert)
+    with the one training loop; write OUT/checkpoint.pt + metrics.json. `options` are further
+    fields of `spikeforge.model.train.TrainConfig` (shift, input_bits, val_size, patience,
+    schedule, weight_decay, leak, hoyer_regulariser, ...). OUT must be new, empty or an earlier
+    train output (`force`: any earlier spikeforge output; docs/SECURITY.md)."""
+    import dataclasses
+
     from spikeforge.arguments import check_all, parse_widths
-    from spikeforge.model.checkpoint import load_checkpoint
+    from spikeforge.model.train import TrainConfig, TrainError
+    from spikeforge.model.train import train as train_loop
     from spikeforge.outputs import claim_dir
 
+    known = {f.name for f in dataclasses.fields(TrainConfig)}
+    unknown = sorted(set(options) - known)
+    if unknown:
+        raise TrainError(f"train option {unknown[0]!r} is unknown; use one of {', '.join(sorted(known))}")
     check_all(lr=lr, lam=lam, epochs=epochs, batch_size=batch_size, seed=seed, split_seed=split_seed,
               threads=threads, timesteps=timesteps, p=p)
     if hidden is not None:
         parse_widths(",".join(str(w) for w in hidden) or "none")
     out = claim_dir(out, "train", force=force, inputs=[data_dir])
-    if method in ("bntt", "convert"):
-        import importlib
-        from types import SimpleNamespace
-
-        # Bridge until the one trainer loop (issue 15) takes typed options for every method.
-        mod = importlib.import_module(f"spikeforge.model.{method}")
-        defaults = {"epochs": 40, "lr": 1e-3, "batch_size": 64, "lam": None, **getattr(mod, "CLI_DEFAULTS", {})}
-        given = {"epochs": epochs, "lr": lr, "batch_size": batch_size, "lam": lam, "timesteps": timesteps}
-        options = {k: (v if v is not None else defaults.get(k)) for k, v in given.items()}
-        mod.train_from_args(SimpleNamespace(
-            method=method, dataset=dataset, arch=arch, hidden=",".join(map(str, hidden)) if hidden else None,
-            no_bn=not bn, seed=seed, split_seed=split_seed, threads=threads, data_dir=data_dir, reg=reg, p=p,
-            out=str(out), compare_with=None, **options,
-        ))
-        ckpt = load_checkpoint(out / "checkpoint.pt")
-        return TrainResult(out / "checkpoint.pt", ckpt.get("metrics", {}), mod.build_from_checkpoint(ckpt))
-
-    from spikeforge.model.train import TrainConfig
-    from spikeforge.model.train import train as train_one_step
-
     spec: dict[str, Any] = {"name": arch}
     if hidden is not None:
         spec["hidden"] = list(hidden)
     if not bn:
         spec["bn"] = False
-    cfg = TrainConfig(method=method, dataset=dataset, arch=spec, seed=seed, split_seed=split_seed,
-                      data_dir=None if data_dir is None else str(data_dir), out=str(out), num_threads=threads,
-                      lr=lr, lam=lam)
-    if epochs is not None:
-        cfg.epochs = epochs
-    if batch_size is not None:
-        cfg.batch_size = batch_size
-    result = train_one_step(cfg)
-    return TrainResult(out / "checkpoint.pt", result.metrics, result.model)
+    cfg = TrainConfig(method=method, dataset=dataset, arch=spec, epochs=epochs, lr=lr, lam=lam,
+                      batch_size=batch_size, seed=seed, split_seed=split_seed, num_threads=threads,
+                      data_dir=None if data_dir is None else str(data_dir), out=str(out), timesteps=timesteps,
+                      reg=reg, p=p, **options)
+    result = train_loop(cfg)
+    return TrainResult(Path(out) / "checkpoint.pt", result.metrics, result.model, result.config)
 
 
 # --- quantize --------------------------------------------------------------------------------------

@@ -45,6 +45,8 @@ RANGES: dict[str, Range] = {
     "lr": Range(float, 0.0, 10.0, low_open=True, fix="use a learning rate such as 1e-3"),
     "lam": Range(float, 0.0, 1e6, fix="use 0 (no regulariser) or a positive weight such as 1e-4"),
     "p": Range(float, 0.0, 16.0, low_open=True, fix="use an exponent such as 0.5"),
+    "weight_decay": Range(float, 0.0, 1.0, fix="use 0 or a small decay such as 1e-4"),
+    "leak": Range(float, 0.0, 1.0, low_open=True, fix="use a membrane leak in (0, 1], e.g. 0.95"),
     "epochs": Range(int, 1, 100_000, fix="use at least 1 epoch"),
     "qat_epochs": Range(int, 0, 100_000, fix="use 0 (no fine-tuning) or more"),
     "batch_size": Range(int, 1, 1 << 16, fix="use a batch size such as 64"),

@@ -10,7 +10,6 @@ paper's gamma-based temporal early exit. Choices and sources: docs/BNTT_AND_CONV
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from typing import Any
 
@@ -19,7 +18,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from spikeforge import SpikeforgeError
-from spikeforge.progress import Progress
+from spikeforge.model.train import Recipe
 
 THRESHOLD = 1.0
 BN_EPS = 1e-4
@@ -28,8 +27,8 @@ DEFAULT_LEAK = 0.95  # the code's CIFAR-10 value; also what worked on digits (do
 DEFAULT_INPUT_GAIN = 2.0  # P(spike) = pixel value for pixels in [0, 1] (docs)
 DEFAULT_EXIT_THRESHOLD = 0.85  # layer-averaged gamma below which later steps are skipped (docs)
 DEFAULT_WEIGHT_DECAY = 1e-4  # train.py: SGD(momentum=0.9, weight_decay=1e-4); shrinks late gammas (docs)
-# Picked up by scripts/cmd_train.py for options the user leaves out (tuned on digits, docs).
-CLI_DEFAULTS = {"epochs": 30, "lr": 1e-3, "batch_size": 64, "timesteps": 8}
+# Defaults of the options the user leaves out (tuned on digits, docs).
+DEFAULTS = {"epochs": 30, "lr": 1e-3, "batch_size": 64, "timesteps": 8}
 
 
 class BNTTError(SpikeforgeError):
@@ -162,11 +161,7 @@ def early_exit_step(layer_avg_gamma: Sequence[float], threshold: float = DEFAULT
     return steps
 
 
-# -------------------------------------------------------------------------------------- training
-def _progress() -> Progress:
-    return Progress()
-
-
+# ------------------------------------------------------------------------------- evaluation
 @torch.no_grad()
 def evaluate(net: BNTTNet, x: torch.Tensor, y: torch.Tensor, seed: int = 0, batch_size: int = 500,
              exit_threshold: float = DEFAULT_EXIT_THRESHOLD) -> dict[str, Any]:
@@ -190,38 +185,6 @@ def evaluate(net: BNTTNet, x: torch.Tensor, y: torch.Tensor, seed: int = 0, batc
             "exit_threshold": exit_threshold, "exit_step": t_exit, "avg_exit_step": float(t_exit),
             "test_accuracy_early_exit": acc_t[t_exit - 1], "early_exit_sweep": sweep,
             "spikes_per_sample": spikes / len(x)}
-
-
-def train_bntt(net: BNTTNet, x: torch.Tensor, y: torch.Tensor, *, epochs: int = 30, lr: float = 1e-3,
-               batch_size: int = 64, seed: int = 0,
-               weight_decay: float = DEFAULT_WEIGHT_DECAY) -> BNTTNet:
-    """Adam + cosine schedule on CE(U_T / T) through time with the triangle surrogate (see docs for why
-    not the code's SGD). `weight_decay` is coupled L2 as in the code's SGD (1e-4), on the gammas too:
-    it is what makes the gammas of late, little-needed steps shrink, which the early exit reads."""
-    if epochs < 1 or lr <= 0 or batch_size < 1:
-        raise BNTTError(f"epochs={epochs}, lr={lr}, batch_size={batch_size}: all must be positive")
-    torch.manual_seed(seed)
-    gen = torch.Generator().manual_seed(seed)
-    opt = torch.optim.Adam(net.parameters(), lr=lr, weight_decay=weight_decay)
-    steps_per_epoch = math.ceil(len(x) / batch_size)
-    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=epochs * steps_per_epoch)
-    with _progress() as prog:
-        task = prog.add_task("bntt", total=epochs)
-        for _ in range(epochs):
-            net.train()
-            perm = torch.randperm(len(x), generator=gen)
-            for i in range(0, len(x), batch_size):
-                idx = perm[i : i + batch_size]
-                if len(idx) < 2:  # BatchNorm in train mode needs two samples
-                    continue
-                loss = F.cross_entropy(net(x[idx], generator=gen), y[idx])
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                opt.step()
-                sched.step()
-            prog.advance(task)
-    net.eval()
-    return net
 
 
 def arch_spec(arch: str, hidden: Any) -> dict[str, Any]:
@@ -251,34 +214,39 @@ def build_from_checkpoint(ckpt: dict[str, Any]) -> BNTTNet:
     return net.eval()
 
 
-def train_from_args(args) -> int:
-    """`spikeforge train --method bntt`: train a BNTT SNN, evaluate with and without early exit, save."""
-    from spikeforge.model.convert import _tensors, cli_setup, save_checkpoint
+# ------------------------------------------------------- what BNTT adds to the one training loop
+def _defaults(cfg) -> dict[str, Any]:
+    # Adam + cosine instead of the code's SGD (docs); coupled L2 1e-4 as the code's SGD, on the gammas
+    # too: it is what makes the gammas of late, little-needed steps shrink, which the early exit reads.
+    return {**DEFAULTS, "weight_decay": DEFAULT_WEIGHT_DECAY, "leak": DEFAULT_LEAK, "schedule": "cosine"}
 
-    T = int(getattr(args, "timesteps", None) or 8)
-    leak = float(getattr(args, "leak", None) or DEFAULT_LEAK)
-    spec = arch_spec(getattr(args, "arch", "mlp") or "mlp", getattr(args, "hidden", None))
-    ds, split_seed = cli_setup(args)
-    xtr, ytr, xte, yte = _tensors(ds)
-    torch.manual_seed(args.seed)
-    net = BNTTNet(spec, tuple(ds.input_shape), ds.num_classes, T, leak)
-    wd = getattr(args, "weight_decay", None)
-    wd = DEFAULT_WEIGHT_DECAY if wd is None else float(wd)
-    train_bntt(net, xtr, ytr, epochs=args.epochs, lr=args.lr, batch_size=args.batch_size, seed=args.seed,
-               weight_decay=wd)
-    metrics = evaluate(net, xte, yte, seed=args.seed)
-    ckpt = {"format": "spikeforge-checkpoint", "version": 1, "method": "bntt", "arch": spec,
-            "dataset": {"name": args.dataset, "input_shape": list(ds.input_shape),
-                        "num_classes": ds.num_classes, "split_seed": split_seed},
-            "state_dict": net.state_dict(), "seed": args.seed, "epochs": args.epochs, "lr": args.lr,
-            "batch_size": args.batch_size, "weight_decay": wd, "timesteps": T, "leak": leak,
-            "threshold": THRESHOLD,
-            "input_gain": net.input_gain,
-            "neuron": {"model": "LIF", "fire": "U > 1", "reset": "subtract", "bn": "per-step, gamma only",
-                       "input": "signed Poisson, P = gain*|x|/2", "readout": "U_T / T"},
-            "metrics": metrics}
-    path = save_checkpoint(args.out, ckpt)
-    print(f"bntt {spec['name']} T={T} leak={leak} on {args.dataset}: test {metrics['test_accuracy']:.4f}  "
-          f"early exit at step {metrics['exit_step']} -> {metrics['test_accuracy_early_exit']:.4f}  "
-          f"spikes/sample {metrics['spikes_per_sample']:.0f}  -> {path}")
-    return 0
+
+def _build(cfg, ds) -> BNTTNet:
+    spec = arch_spec(cfg.arch.get("name", "mlp"), cfg.arch.get("hidden"))
+    return BNTTNet(spec, tuple(ds.input_shape), ds.num_classes, int(cfg.timesteps), float(cfg.leak))
+
+
+def _loss(net: BNTTNet, x: torch.Tensor, y: torch.Tensor, cfg, gen: torch.Generator):
+    # CE(U_T / T) through time with the triangle surrogate; the Poisson draws come from the loop's generator.
+    logits = net(x, generator=gen)
+    return F.cross_entropy(logits, y), logits
+
+
+def _logits(net: BNTTNet, x: torch.Tensor, cfg) -> torch.Tensor:
+    return net(x, generator=torch.Generator().manual_seed(cfg.seed))
+
+
+def _finish(net: BNTTNet, data, cfg):
+    metrics = evaluate(net, data.x_test, data.y_test, seed=cfg.seed)
+    fields = {"timesteps": net.timesteps, "leak": net.leak, "threshold": THRESHOLD, "input_gain": net.input_gain,
+              "neuron": {"model": "LIF", "fire": "U > 1", "reset": "subtract", "bn": "per-step, gamma only",
+                         "input": "signed Poisson, P = gain*|x|/2", "readout": "U_T / T"}}
+    return net, metrics, fields
+
+
+def _summary(m: dict, cfg) -> str:
+    return (f"T={cfg.timesteps} leak={cfg.leak}: test {m['test_accuracy']:.4f}  early exit at step "
+            f"{m['exit_step']} -> {m['test_accuracy_early_exit']:.4f}  spikes/sample {m['spikes_per_sample']:.0f}")
+
+
+RECIPE = Recipe(defaults=_defaults, build=_build, loss=_loss, logits=_logits, finish=_finish, summary=_summary)

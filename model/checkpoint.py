@@ -50,6 +50,16 @@ def save_checkpoint(ckpt: dict[str, Any], path: str | os.PathLike) -> Path:
     return path
 
 
+def save_run(out: str | os.PathLike, ckpt: dict[str, Any]) -> Path:
+    """Write OUT/checkpoint.pt and OUT/metrics.json (the checkpoint's "metrics") atomically."""
+    import json
+
+    out = Path(out)
+    path = save_checkpoint(ckpt, out / "checkpoint.pt")
+    atomic_write_bytes(out / "metrics.json", (json.dumps(ckpt.get("metrics", {}), indent=2) + "\n").encode())
+    return path
+
+
 def load_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
     """Load and check a checkpoint without executing anything in it."""
     import torch

@@ -2,19 +2,17 @@
 (Rueckauer et al. 2017, data-based normalisation as in snn_toolbox).
 
 Flow: `ReLUNet` (MLP or LeNet-5 with average pooling) is trained with CE + lambda * sum_l psi(X_l)
-(`train_relu`), `convert` rescales every layer by the 99.9th percentile of its non-zero training
-activations, and `simulate` runs the IF network for T steps with the analog image injected as a
-current at every step. Counters (Spikes, SynOps, EFLOPS) come from `spikeforge.model.ar_metrics`.
+(`loss`, trained by the one loop of model/train.py), `convert` rescales every layer by the 99.9th
+percentile of its non-zero training activations, and `simulate` runs the IF network for T steps
+with the analog image injected as a current at every step.
+Counters (Spikes, SynOps, EFLOPS) come from `spikeforge.model.ar_metrics`.
 Choices and sources: docs/BNTT_AND_CONVERSION.md.
 """
 
 from __future__ import annotations
 
 import copy
-import json
-import os
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -22,14 +20,15 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from spikeforge import SpikeforgeError, atomic_write_text
-from spikeforge.model import ar_metrics, checkpoint
-from spikeforge.model.regularizers import REGULARIZERS, activity_penalty, get_regularizer
-from spikeforge.progress import Progress
+from spikeforge import SpikeforgeError
+from spikeforge.model import ar_metrics
+from spikeforge.model.regularizers import activity_penalty, get_regularizer
+from spikeforge.model.train import Recipe
 
 ARCHS = ("mlp", "lenet")
-# Picked up by scripts/cmd_train.py for options the user leaves out (tuned on digits, docs).
-CLI_DEFAULTS = {"epochs": 40, "lr": 1e-3, "batch_size": 64, "lam": 0.0, "timesteps": 100}
+# Defaults of the options the user leaves out (tuned on digits, docs).
+DEFAULTS = {"epochs": 40, "lr": 1e-3, "batch_size": 64, "lam": 0.0, "timesteps": 100}
+PERCENTILE = 99.9  # data-based normalisation (Rueckauer et al. 2017; snn_toolbox's default)
 # snn_toolbox caps the number of activations it sorts; we cap the values fed to np.percentile per
 # layer the same way (deterministic stride subsample) so full MNIST LeNet fits in memory.
 _MAX_PERCENTILE_VALUES = 20_000_000
@@ -130,17 +129,6 @@ def arch_spec(arch: str, hidden: Any) -> dict[str, Any]:
 
 
 # --------------------------------------------------------------------------------------- training
-def _progress() -> Progress:
-    return Progress()
-
-
-def seed_everything(seed: int) -> torch.Generator:
-    """Seed torch and numpy's legacy global state; return a torch generator for shuffling."""
-    torch.manual_seed(seed)
-    np.random.seed(seed % 2**32)
-    return torch.Generator().manual_seed(seed)
-
-
 @torch.no_grad()
 def accuracy(net: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int = 1000) -> float:
     """Top-1 accuracy of a DNN in eval mode."""
@@ -150,35 +138,13 @@ def accuracy(net: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int =
     return correct / len(x)
 
 
-def train_relu(net: ReLUNet, x: torch.Tensor, y: torch.Tensor, *, reg: str | None, lam: float, p: float = 0.5,
-               epochs: int = 40, lr: float = 1e-3, batch_size: int = 64, seed: int = 0,
-               desc: str = "train") -> ReLUNet:
-    """Adam on CE + lam * sum_l psi(X_l) (Eq. 4); reg=None or lam=0 trains the baseline."""
-    if epochs < 1 or lr <= 0 or batch_size < 1:
-        raise ConvertError(f"epochs={epochs}, lr={lr}, batch_size={batch_size}: all must be positive")
-    if lam < 0:
-        raise ConvertError(f"lambda={lam}: the regularisation weight must be >= 0")
-    if reg is not None:
-        get_regularizer(reg, p)
-    gen = seed_everything(seed)
-    opt = torch.optim.Adam(net.parameters(), lr=lr)
-    with _progress() as prog:
-        task = prog.add_task(desc, total=epochs)
-        for _ in range(epochs):
-            net.train()
-            perm = torch.randperm(len(x), generator=gen)
-            for i in range(0, len(x), batch_size):
-                idx = perm[i : i + batch_size]
-                logits, acts = net(x[idx], return_acts=True)
-                loss = F.cross_entropy(logits, y[idx])
-                if reg is not None and lam > 0:
-                    loss = loss + lam * activity_penalty(acts, reg, p)
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                opt.step()
-            prog.advance(task)
-    net.eval()
-    return net
+def loss(net: ReLUNet, x: torch.Tensor, y: torch.Tensor, cfg, gen: torch.Generator | None = None):
+    """CE + lambda * sum_l psi(X_l) (Eq. 4); reg=None or lambda=0 is the unregularised baseline."""
+    logits, acts = net(x, return_acts=True)
+    value = F.cross_entropy(logits, y)
+    if cfg.reg is not None and cfg.lam > 0:
+        value = value + cfg.lam * activity_penalty(acts, cfg.reg, cfg.p)
+    return value, logits
 
 
 # ------------------------------------------------------------------------------------- conversion
@@ -303,18 +269,6 @@ def eflops(net: ReLUNet, x: torch.Tensor, batch_size: int = 1000) -> float:
 
 
 # ------------------------------------------------------------------------------------ checkpoints
-def save_checkpoint(out: str | os.PathLike, ckpt: dict[str, Any]) -> Path:
-    """Write DIR/checkpoint.pt and DIR/metrics.json atomically (docs/INTERFACES.md §1).
-
-    `out` is the directory, or a path ending in .pt (metrics.json then goes beside it)."""
-    out = Path(out)
-    pt = out if out.suffix == ".pt" else out / "checkpoint.pt"
-    checkpoint.save_checkpoint(ckpt, pt)
-    text = json.dumps(ckpt["metrics"], indent=2, sort_keys=True) + "\n"
-    atomic_write_text(pt.parent / "metrics.json", text)
-    return pt
-
-
 def build_from_checkpoint(ckpt: dict[str, Any]) -> ReLUNet:
     """Rebuild the converted (normalised) IF network of a `--method convert` checkpoint."""
     if ckpt.get("format") != "spikeforge-checkpoint" or ckpt.get("method") != "convert":
@@ -325,66 +279,42 @@ def build_from_checkpoint(ckpt: dict[str, Any]) -> ReLUNet:
     return net.eval()
 
 
-# ---------------------------------------------------------------------------------------- the CLI
-def _tensors(ds) -> tuple[torch.Tensor, ...]:
-    return (torch.from_numpy(ds.x_train).float(), torch.from_numpy(ds.y_train).long(),
-            torch.from_numpy(ds.x_test).float(), torch.from_numpy(ds.y_test).long())
+# ---------------------------------------------------- what conversion adds to the one training loop
+def _defaults(cfg) -> dict[str, Any]:
+    return {**DEFAULTS, "schedule": "constant"}  # Adam at a constant rate, as the paper
 
 
-def cli_lambda(args) -> float:
-    """The --lambda value, whichever attribute name the CLI used (`lambda_` or `lam`)."""
-    for name in ("lambda_", "lam"):
-        v = getattr(args, name, None)
-        if v is not None:
-            return float(v)
-    return 0.0
+def _build(cfg, ds) -> ReLUNet:
+    if cfg.reg is not None:
+        get_regularizer(cfg.reg, cfg.p)  # one-line error for an unknown name or a bad p, before training
+    if cfg.timesteps < 1:
+        raise ConvertError(f"timesteps={cfg.timesteps}: the IF simulation needs at least 1 step, e.g. --timesteps 100")
+    spec = arch_spec(cfg.arch.get("name", "mlp"), cfg.arch.get("hidden"))
+    return ReLUNet(spec, tuple(ds.input_shape), ds.num_classes)
 
 
-def cli_setup(args):
-    """Threads and dataset from the CLI namespace; returns the dataset and its split seed."""
-    from spikeforge.model.data import load_dataset
-
-    torch.set_num_threads(int(getattr(args, "threads", None) or 1))
-    split_seed = int(getattr(args, "split_seed", None) or 0)
-    ds = load_dataset(args.dataset, data_dir=getattr(args, "data_dir", None), split_seed=split_seed)
-    return ds, split_seed
-
-
-def train_from_args(args) -> int:
-    """`spikeforge train --method convert`: train a (regularised) ReLU net, convert, simulate, save."""
-    reg = getattr(args, "reg", None)
-    lam = cli_lambda(args)
-    p = float(getattr(args, "p", 0.5) or 0.5)
-    T = int(getattr(args, "timesteps", None) or 100)
-    if reg is not None and reg not in REGULARIZERS:
-        raise ConvertError(f"reg={reg!r} is unknown; choose one of {', '.join(REGULARIZERS)}")
-    if T < 1:
-        raise ConvertError(f"timesteps={T}: the IF simulation needs at least 1 step, e.g. --timesteps 100")
-    spec = arch_spec(getattr(args, "arch", "mlp") or "mlp", getattr(args, "hidden", None))
-    ds, split_seed = cli_setup(args)
-    xtr, ytr, xte, yte = _tensors(ds)
-    seed_everything(args.seed)
-    net = ReLUNet(spec, tuple(ds.input_shape), ds.num_classes)
-    train_relu(net, xtr, ytr, reg=reg, lam=lam, p=p, epochs=args.epochs, lr=args.lr,
-               batch_size=args.batch_size, seed=args.seed)
-    dnn_acc = accuracy(net, xte, yte)
-    snn, scales = convert(net, xtr)
-    sim = evaluate_snn(snn, xte, yte, T)
+def _finish(net: ReLUNet, data, cfg):
+    """Convert with the training images, simulate the IF network on the test set."""
+    x_calib = data.x.cpu()
+    net.cpu()
+    dnn_acc = accuracy(net, data.x_test, data.y_test)
+    snn, scales = convert(net, x_calib, PERCENTILE)
+    sim = evaluate_snn(snn, data.x_test, data.y_test, cfg.timesteps)
     metrics = {"test_accuracy": sim["snn_accuracy"], "dnn_test_accuracy": dnn_acc,
                "snn_test_accuracy": sim["snn_accuracy"], "spikes_per_sample": sim["spikes"],
-               "synops_per_sample": sim["synops"], "eflops_per_sample": eflops(net, xte),
+               "synops_per_sample": sim["synops"], "eflops_per_sample": eflops(net, data.x_test),
                "spikes_per_layer": sim["spikes_per_layer"]}
-    ckpt = {"format": "spikeforge-checkpoint", "version": 1, "method": "convert", "arch": spec,
-            "dataset": {"name": args.dataset, "input_shape": list(ds.input_shape),
-                        "num_classes": ds.num_classes, "split_seed": split_seed},
-            "state_dict": snn.state_dict(), "dnn_state_dict": net.state_dict(),
-            "seed": args.seed, "epochs": args.epochs, "lr": args.lr, "batch_size": args.batch_size,
-            "reg": reg, "lambda": lam, "p": p, "timesteps": T, "percentile": 99.9, "scales": scales,
-            "neuron": {"model": "IF", "threshold": 1.0, "reset": "subtract", "fire": "u >= 1",
-                       "input": "analog current every step", "readout": "accumulated potential"},
-            "metrics": metrics}
-    path = save_checkpoint(args.out, ckpt)
-    print(f"convert {spec['name']} on {args.dataset}: DNN {dnn_acc:.4f}  "
-          f"SNN(T={T}) {sim['snn_accuracy']:.4f}  "
-          f"spikes/sample {sim['spikes']:.0f}  SynOps/sample {sim['synops']:.0f}  -> {path}")
-    return 0
+    fields = {"dnn_state_dict": net.state_dict(), "reg": cfg.reg, "p": cfg.p, "timesteps": cfg.timesteps,
+              "percentile": PERCENTILE, "scales": scales,
+              "neuron": {"model": "IF", "threshold": 1.0, "reset": "subtract", "fire": "u >= 1",
+                         "input": "analog current every step", "readout": "accumulated potential"}}
+    return snn, metrics, fields
+
+
+def _summary(m: dict, cfg) -> str:
+    return (f"DNN {m['dnn_test_accuracy']:.4f}  SNN(T={cfg.timesteps}) {m['snn_test_accuracy']:.4f}  "
+            f"spikes/sample {m['spikes_per_sample']:.0f}  SynOps/sample {m['synops_per_sample']:.0f}")
+
+
+RECIPE = Recipe(defaults=_defaults, build=_build, loss=loss, logits=lambda net, x, cfg: net(x), finish=_finish,
+                summary=_summary)

@@ -1,8 +1,9 @@
 """Spike layers for one-time-step SNNs.
 
 `HoyerSpike` follows Datta, Liu & Beerel (arXiv 2212.10170) as the authors' code
-(`HoyerBiAct` in godatta/Ultra-Low-Latency-SNN, read for facts) does it.
-`HeavisideSpike` is the plain fixed-threshold baseline.
+(`HoyerBiAct` in godatta/Ultra-Low-Latency-SNN, read for facts) does it. With
+``extremum=False`` it is the authors' fixed-threshold ablation (E = 1, v_th still trained,
+the same surrogate). `HeavisideSpike` is spikeforge's plain fixed-threshold baseline.
 
 In eval mode both fire on ``u >= threshold_value()`` where ``u`` is the potential they
 receive (after pooling and BN), which is the form quant/ folds into an integer comparator.
@@ -81,22 +82,37 @@ class HoyerSpike(nn.Module):
     Training: E comes from the current batch (detached) and updates the running threshold
     ``E_run = 0.9 E_run + 0.1 E``. Eval: E = ``running_threshold`` (a fixed hardware threshold),
     or, with ``per_input_threshold=True``, E recomputed for each input (reporting only).
+    ``mode`` is "sum" (one E for the layer; FC layers) or "cw" (one E per channel; conv).
 
-    ``running_threshold`` starts at 0 like the authors' code, so a model evaluated before any
-    training step fires on every z >= 0; that is their choice and it does not matter after one
-    epoch. ``mode`` is "sum" (one E for the layer; FC layers) or "cw" (one E per channel; conv).
+    ``extremum=False`` is the authors' fixed-threshold ablation: E = 1 always (the running
+    threshold stays 1), so the layer fires on u >= |v_th| with v_th trained through z and the
+    same 0.5 surrogate on 0 < z < 1.
+
+    ``detach_vth_in_regulariser=True`` computes the regulariser on clamp(u/|v_th|.detach(), 0, 1),
+    so v_th gets no gradient from it: the variant of the authors' CIFAR VGG16 model file. The
+    default follows `HoyerBiAct`, where the regulariser's gradient also reaches v_th.
+
+    ``running_threshold`` starts at 0 like the authors' code, but an untrained layer in eval
+    mode does not fire like theirs: their code clamps z to [0, 1] before comparing, so with
+    E_run = 0 every neuron fires (0 >= 0), while this layer compares the unclamped z and fires
+    only where z >= 0 (about half the neurons). After one training step E_run is in (0, 1], where
+    clamping does not change ``z >= E``, and the two agree.
     """
 
-    def __init__(self, mode: str = "sum", num_channels: int = 1, momentum: float = 0.1) -> None:
+    def __init__(self, mode: str = "sum", num_channels: int = 1, momentum: float = 0.1,
+                 extremum: bool = True, detach_vth_in_regulariser: bool = False) -> None:
         super().__init__()
         if mode not in ("sum", "cw"):
             raise ValueError(f"mode={mode!r}; use 'sum' or 'cw'")
         self.mode = mode
         self.momentum = momentum
+        self.extremum = extremum
+        self.detach_vth_in_regulariser = detach_vth_in_regulariser
         self.per_input_threshold = False
         self.v_th = nn.Parameter(torch.tensor(1.0))
         shape = (num_channels,) if mode == "cw" else ()
-        self.register_buffer("running_threshold", torch.zeros(shape))
+        # E_run: the Hoyer layer's starts at 0 (as the authors'); the fixed ablation's is E = 1.
+        self.register_buffer("running_threshold", torch.zeros(shape) if extremum else torch.ones(shape))
         self._zc: torch.Tensor | None = None
 
     def _broadcast(self, e: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
@@ -106,7 +122,9 @@ class HoyerSpike(nn.Module):
 
     def forward(self, u: torch.Tensor) -> torch.Tensor:
         z = u / self.v_th.abs()
-        if self.training:
+        if not self.extremum:
+            e = self.running_threshold
+        elif self.training:
             e = hoyer_extremum(z.detach().clamp(0, 1), self.mode)
             with torch.no_grad():
                 self.running_threshold.mul_(1 - self.momentum).add_(self.momentum * e)
@@ -115,7 +133,12 @@ class HoyerSpike(nn.Module):
         else:
             e = self.running_threshold
         # Keep the clipped potential (with its graph) for the regulariser of this step only.
-        self._zc = z.clamp(0, 1) if torch.is_grad_enabled() else None
+        if not torch.is_grad_enabled():
+            self._zc = None
+        elif self.detach_vth_in_regulariser:
+            self._zc = (u / self.v_th.detach().abs()).clamp(0, 1)
+        else:
+            self._zc = z.clamp(0, 1)
         return _HoyerSpikeFn.apply(z, self._broadcast(e, z))
 
     def hoyer_loss(self) -> torch.Tensor:
@@ -131,7 +154,8 @@ class HoyerSpike(nn.Module):
         return self.v_th.detach().abs() * self.running_threshold
 
     def extra_repr(self) -> str:
-        return f"mode={self.mode}, channels={self.running_threshold.numel()}, momentum={self.momentum}"
+        kind = "" if self.extremum else ", extremum=False (E = 1)"
+        return f"mode={self.mode}, channels={self.running_threshold.numel()}, momentum={self.momentum}{kind}"
 
 
 class HeavisideSpike(nn.Module):

@@ -50,6 +50,13 @@ def accumulate_count(op: nn.Module, x: torch.Tensor) -> torch.Tensor:
     raise ValueError(f"cannot count ops of {type(op).__name__}")
 
 
+def _broadcast(threshold: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+    """A per-channel threshold shaped to divide a [n, c, h, w] potential (a scalar stays as is)."""
+    if threshold.dim() == 1 and like.dim() > 2:
+        return threshold.view(1, -1, *([1] * (like.dim() - 2))).to(like.device)
+    return threshold.to(like.device)
+
+
 @torch.no_grad()
 def evaluate(model: SNN, x, y, batch_size: int = 500, device: str | torch.device = "cpu") -> dict:
     """Accuracy with the fixed (running) threshold, spike rates and op counts on (x, y)."""
@@ -62,6 +69,7 @@ def evaluate(model: SNN, x, y, batch_size: int = 500, device: str | torch.device
     neurons = [0] * nblocks
     ops = [0.0] * nblocks
     dense = [0.0] * nblocks
+    near = [0.0] * nblocks  # potentials within 10 % of the threshold: |u / threshold - 1| < 0.1
     for i in range(0, n, batch_size):
         xb, yb = x_t[i : i + batch_size].to(device), y_t[i : i + batch_size].to(device)
         logits, traces = model.forward_traced(xb)
@@ -72,6 +80,9 @@ def evaluate(model: SNN, x, y, batch_size: int = 500, device: str | torch.device
             if block.act is not None:
                 spikes[k] += float((tr.output != 0).sum())
                 neurons[k] = tr.output[0].numel()
+            if hasattr(block.act, "threshold_value"):
+                near[k] += float(((tr.potential / _broadcast(block.act.threshold_value(), tr.potential) - 1).abs()
+                                  < 0.1).sum())
     active = [k for k in range(nblocks) if model.blocks[k].act is not None]
     rates = [spikes[k] / (neurons[k] * n) for k in active]
     first_macs = dense[0] / n
@@ -89,6 +100,10 @@ def evaluate(model: SNN, x, y, batch_size: int = 500, device: str | torch.device
         "ann_macs": ann_macs,
         "ann_flops": 2 * ann_macs,
     }
+    thresholded = [k for k in active if hasattr(model.blocks[k].act, "threshold_value")]
+    if thresholded:  # the Hoyer paper's distribution shift (its Fig. 2), over every spiking layer
+        out["near_threshold_share"] = sum(near[k] for k in thresholded) / (sum(neurons[k] for k in thresholded) * n)
+        out["near_threshold_share_per_layer"] = [near[k] / (neurons[k] * n) for k in thresholded]
     for width, e in ENERGY_PJ.items():
         if width == "int8":
             continue

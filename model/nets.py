@@ -31,7 +31,9 @@ import torch.nn as nn
 from spikeforge import SpikeforgeError
 from spikeforge.model.layers import HeavisideSpike, HoyerSpike
 
-METHODS = ("hoyer", "heaviside", "relu")
+# hoyer: Hoyer spike + regulariser; fixed: the authors' fixed-threshold ablation (E = 1, v_th trained);
+# heaviside: spikeforge's theta = 1 baseline; relu: the float ANN of the same shape.
+METHODS = ("hoyer", "fixed", "heaviside", "relu")
 ARCHS = ("mlp", "lenet", "vgg", "resnet")
 
 # How the first layer sees its input; quant/ reads this to quantize pixels to integers.
@@ -129,8 +131,11 @@ class SNN(nn.Module):
 
 
 def _act(method: str, conv_channels: int | None) -> nn.Module:
-    if method == "hoyer":
-        return HoyerSpike("cw", conv_channels) if conv_channels else HoyerSpike("sum")
+    if method in ("hoyer", "fixed"):
+        extremum = method == "hoyer"
+        if conv_channels:
+            return HoyerSpike("cw", conv_channels, extremum=extremum)
+        return HoyerSpike("sum", extremum=extremum)
     if method == "heaviside":
         return HeavisideSpike()
     if method == "relu":

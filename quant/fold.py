@@ -31,7 +31,7 @@ class QuantError(SpikeforgeError):
     """A model the quantizer cannot map to the integer core. One line: layer, problem, fix."""
 
 
-SUPPORTED_METHODS = ("hoyer", "heaviside")
+SUPPORTED_METHODS = ("hoyer", "fixed", "heaviside")  # fixed: the authors' E = 1 ablation (HoyerSpike)
 
 
 @dataclass

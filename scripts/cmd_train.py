@@ -1,4 +1,4 @@
-"""spikeforge train: train a one-time-step SNN (hoyer, heaviside), a ReLU ANN, or dispatch to bntt/convert."""
+"""spikeforge train: every method through the one training loop (spikeforge.api.train)."""
 
 from __future__ import annotations
 
@@ -6,13 +6,14 @@ import argparse
 
 from spikeforge.arguments import arg_type
 
-HELP = "train an SNN (hoyer | heaviside | relu | bntt | convert) and write OUT/checkpoint.pt + metrics.json"
+HELP = "train an SNN (hoyer | fixed | heaviside | relu | bntt | convert) and write OUT/checkpoint.pt + metrics.json"
 
-METHODS = ("hoyer", "heaviside", "relu", "bntt", "convert")
+METHODS = ("hoyer", "fixed", "heaviside", "relu", "bntt", "convert")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--method", choices=METHODS, default="hoyer", help="training method (default hoyer)")
+    parser.add_argument("--method", choices=METHODS, default="hoyer",
+                        help="training method (default hoyer; fixed = the Hoyer authors' E = 1 ablation)")
     parser.add_argument(
         "--dataset",
         default="digits",
@@ -31,7 +32,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--no-bn", action="store_true", help="leave out BatchNorm (it is folded into thresholds)"
     )
     parser.add_argument("--epochs", type=arg_type("epochs"), default=None,
-                        help="default: the method's (40 for hoyer/heaviside/relu)")
+                        help="default: the method's (40 for hoyer/fixed/heaviside/relu, 30 for bntt)")
     parser.add_argument(
         "--lambda",
         dest="lam",
@@ -44,6 +45,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--lr", type=arg_type("lr"), default=None, help="Adam learning rate (default 3e-3 for mlp, 1e-3 for conv nets)"
     )
     parser.add_argument("--batch-size", type=arg_type("batch_size"), default=None, help="default 64")
+    parser.add_argument("--weight-decay", type=arg_type("weight_decay"), default=None,
+                        help="Adam weight decay (bntt 1e-4, else 0)")
+    parser.add_argument("--schedule", choices=("cosine", "constant"), default=None,
+                        help="learning-rate schedule (default cosine; constant for convert)")
+    parser.add_argument("--shift", type=int, default=None, metavar="PX",
+                        help="augment with random shifts of up to PX pixels (default 1 on mnist5k, else 0)")
+    parser.add_argument("--input-bits", type=int, default=None, metavar="K",
+                        help="train and test on the K-bit pixel grid the hardware sees (quantize --input-bits K)")
+    parser.add_argument("--val-size", type=int, default=0, metavar="N",
+                        help="hold out N training images; keep the weights of the best validation epoch")
+    parser.add_argument("--patience", type=int, default=None, metavar="E",
+                        help="with --val-size: stop after E epochs without a better validation accuracy")
+    parser.add_argument("--hoyer-regulariser", choices=("layer", "detached"), default="layer",
+                        help="layer: HoyerBiAct's (v_th gets its gradient); detached: clamp at v_th.detach(), "
+                        "the authors' CIFAR VGG16 file")
     parser.add_argument("--seed", type=arg_type("seed"), default=0, help="training seed (default 0)")
     parser.add_argument("--split-seed", type=arg_type("split_seed"), default=0,
                         help="train/test split seed of digits/mnist5k")
@@ -58,6 +74,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--timesteps", type=arg_type("timesteps"), default=None, metavar="T",
                         help="time steps (bntt/convert)")
+    parser.add_argument("--leak", type=arg_type("leak"), default=None, help="membrane leak of bntt (default 0.95)")
     parser.add_argument(
         "--reg",
         choices=("l1", "l2", "lp", "hoyer", "hoyer-square"),
@@ -82,29 +99,31 @@ def run(args: argparse.Namespace) -> int:
     from spikeforge import SpikeforgeError
     from spikeforge.api import train
     from spikeforge.arguments import parse_widths
+    from spikeforge.model.train import get_recipe
     from spikeforge.outputs import check_out
 
     check_out(args.out, "train", force=args.force, inputs=[args.compare_with, args.data_dir])
     other = None
-    if args.compare_with and args.method not in ("bntt", "convert"):
+    if args.compare_with:  # read before training: a bad file fails fast
         from spikeforge.model.checkpoint import load_checkpoint
         from spikeforge.model.nets import build_from_checkpoint
 
+        if args.method not in ("hoyer", "fixed", "heaviside"):
+            raise SpikeforgeError("--compare-with plots one-step spike potentials; use it with hoyer/fixed/heaviside")
         path = Path(args.compare_with) / "checkpoint.pt"
         if not path.is_file():
             raise SpikeforgeError(
                 f"--compare-with: {path} not found; pass a folder written by spikeforge train"
             )
-        other = build_from_checkpoint(load_checkpoint(path))  # before training: a bad file fails fast
+        other = build_from_checkpoint(load_checkpoint(path))
     result = train(
         args.method, args.dataset, args.arch, out=args.out, hidden=parse_widths(args.hidden), bn=not args.no_bn,
         epochs=args.epochs, lr=args.lr, lam=args.lam, batch_size=args.batch_size, seed=args.seed,
         split_seed=args.split_seed, threads=args.threads, data_dir=args.data_dir, timesteps=args.timesteps,
-        reg=args.reg, p=args.p, force=args.force,
+        reg=args.reg, p=args.p, weight_decay=args.weight_decay, schedule=args.schedule, shift=args.shift,
+        input_bits=args.input_bits, val_size=args.val_size, patience=args.patience,
+        hoyer_regulariser=args.hoyer_regulariser, leak=args.leak, force=args.force,
     )
-    if args.method in ("bntt", "convert"):
-        return 0  # their trainers print their own summary line
-    m = result.metrics
     if other is not None:
         from spikeforge.model.data import load_dataset
         from spikeforge.model.plots import plot_membrane_histogram
@@ -115,14 +134,6 @@ def run(args: argparse.Namespace) -> int:
             ds.x_test,
             Path(args.out) / "membrane_compare.png",
         )
-    extra = ""
-    if "test_accuracy_per_input_threshold" in m:
-        extra = f" (per-input threshold {m['test_accuracy_per_input_threshold']:.4f})"
-    rate_name = "activation density" if args.method == "relu" else "spike rate"
-    print(
-        f"{args.method} {result.model.arch['name']} on {args.dataset}: "
-        f"test accuracy {m['test_accuracy']:.4f}{extra}  "
-        f"mean {rate_name} {m['spike_rate_mean']:.3f}  synops/sample {m['synops']:.0f}  "
-        f"train {m['train_time_s']:.1f} s  -> {args.out}/checkpoint.pt"
-    )
+    line = get_recipe(args.method).summary(result.metrics, result.config)
+    print(f"{args.method} {result.model.arch.get('name', args.arch)} on {args.dataset}: {line}  -> {result.checkpoint}")
     return 0

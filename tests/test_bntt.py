@@ -84,13 +84,15 @@ def test_early_exit_rule_on_crafted_gammas():
 
 
 def test_train_is_deterministic_and_checkpoint_roundtrip(tmp_path):
-    from spikeforge.model.convert import save_checkpoint
+    from spikeforge.model.checkpoint import save_checkpoint
+    from spikeforge.model.train import Split, TrainConfig, fit, resolve
 
     x, y = torch.rand(16, 1, 4, 4), torch.arange(16) % 3
+    cfg = resolve(TrainConfig(method="bntt", epochs=1, batch_size=8, seed=1), B.RECIPE)
     nets = []
     for _ in range(2):
         net = _net(2)
-        B.train_bntt(net, x, y, epochs=1, batch_size=8, seed=1)
+        fit(net, B.RECIPE, Split(x, y, x, y), cfg)
         nets.append(net)
     for p, q in zip(nets[0].parameters(), nets[1].parameters(), strict=True):
         assert torch.equal(p, q)
@@ -98,7 +100,7 @@ def test_train_is_deterministic_and_checkpoint_roundtrip(tmp_path):
             "dataset": {"name": "x", "input_shape": [1, 4, 4], "num_classes": 3, "split_seed": 0},
             "state_dict": nets[0].state_dict(), "timesteps": 2, "leak": 0.95, "input_gain": 2.0,
             "metrics": {}}
-    path = save_checkpoint(tmp_path / "ckpt.pt", ckpt)
+    path = save_checkpoint(ckpt, tmp_path / "ckpt.pt")
     again = B.build_from_checkpoint(load_checkpoint(path))
     g = lambda: torch.Generator().manual_seed(0)  # noqa: E731
     torch.testing.assert_close(again(x, generator=g()), nets[0](x, generator=g()))

@@ -89,12 +89,15 @@ def test_lenet_shapes_and_metrics_run():
 
 
 def test_same_seed_same_training():
+    from spikeforge.model.train import Split, TrainConfig, fit, resolve
+
     x = torch.rand(40, 1, 2, 2, generator=torch.Generator().manual_seed(3))
     y = torch.arange(40) % 3
+    cfg = resolve(TrainConfig(method="convert", reg="l1", lam=1e-2, epochs=2, batch_size=8, seed=5), C.RECIPE)
     w = []
     for _ in range(2):
         net = _tiny_net()
-        C.train_relu(net, x, y, reg="l1", lam=1e-2, epochs=2, batch_size=8, seed=5)
+        fit(net, C.RECIPE, Split(x, y, x, y), cfg)
         w.append(torch.cat([p.detach().reshape(-1) for p in net.parameters()]))
     assert torch.equal(w[0], w[1])
 
@@ -104,9 +107,12 @@ def test_bad_arch_and_args(tmp_path):
         C.arch_spec("resnet", None)
     with pytest.raises(SpikeforgeError, match="hidden="):
         C.arch_spec("mlp", [0])
+    from spikeforge.model.train import TrainConfig, train
+
     with pytest.raises(SpikeforgeError, match="lambda="):
-        C.train_relu(_tiny_net(), torch.rand(4, 1, 2, 2), torch.zeros(4, dtype=torch.long),
-                     reg="l1", lam=-1.0)
+        train(TrainConfig(method="convert", reg="l1", lam=-1.0))
+    with pytest.raises(SpikeforgeError, match="reg="):
+        train(TrainConfig(method="convert", reg="l3", lam=1.0, epochs=1))
 
 
 def test_checkpoint_roundtrip(tmp_path):
@@ -114,7 +120,9 @@ def test_checkpoint_roundtrip(tmp_path):
     ckpt = {"format": "spikeforge-checkpoint", "version": 1, "method": "convert", "arch": net.arch,
             "dataset": {"name": "x", "input_shape": [1, 2, 2], "num_classes": 3, "split_seed": 0},
             "state_dict": net.state_dict(), "metrics": {"test_accuracy": 0.5}}
-    path = C.save_checkpoint(tmp_path, ckpt)
+    from spikeforge.model.checkpoint import save_run
+
+    path = save_run(tmp_path, ckpt)
     assert json.loads((tmp_path / "metrics.json").read_text()) == {"test_accuracy": 0.5}
     again = C.build_from_checkpoint(load_checkpoint(path))
     x = torch.rand(3, 1, 2, 2)

@@ -189,3 +189,51 @@ def test_accumulate_count_matches_brute_force() -> None:
         assert int(counts[n]) == brute
     fc = nn.Linear(50, 7)
     assert accumulate_count(fc, x).tolist() == [float(x[0].sum() * 7), float(x[1].sum() * 7)]
+
+
+def test_fixed_ablation_fires_on_vth_and_trains_it() -> None:
+    """The authors' fixed-threshold ablation: E = 1 in training and eval, v_th trained through z."""
+    layer = HoyerSpike("sum", extremum=False)
+    with torch.no_grad():
+        layer.v_th.fill_(0.5)
+    u = torch.tensor([[0.1, 0.3, 0.5, 0.7, -0.2]], requires_grad=True)  # z = [.2, .6, 1, 1.4, -.4]
+    layer.train()
+    out = layer(u)
+    assert out.tolist() == [[0.0, 0.0, 1.0, 1.0, 0.0]]  # z >= 1, not the Hoyer extremum
+    assert float(layer.running_threshold) == 1.0  # never moves
+    out.sum().backward()
+    # do/dz = 0.5 on 0 < z < 1 (z = .2 and .6 only); dz/du = 1/|v_th| = 2; dz/dv_th = -u/v_th^2
+    assert u.grad[0].tolist() == pytest.approx([1.0, 1.0, 0.0, 0.0, 0.0])
+    assert float(layer.v_th.grad) == pytest.approx(-0.5 * (0.1 + 0.3) / 0.25)
+    layer.eval()
+    assert float(layer.threshold_value()) == pytest.approx(0.5)
+
+
+@pytest.mark.parametrize("detached", [False, True])
+def test_regulariser_variant_decides_whether_vth_gets_its_gradient(detached: bool) -> None:
+    layer = HoyerSpike("sum", detach_vth_in_regulariser=detached)
+    layer.train()
+    u = torch.tensor([[0.2, 0.4, 0.9, 0.05]], requires_grad=True)
+    layer(u)
+    layer.hoyer_loss().backward()
+    assert u.grad.abs().sum() > 0  # the potentials get the regulariser's gradient either way
+    vth_grad = layer.v_th.grad
+    if detached:
+        assert vth_grad is None or float(vth_grad) == 0.0
+    else:
+        assert abs(float(vth_grad)) > 0
+
+
+def test_untrained_eval_fires_where_z_is_non_negative() -> None:
+    """E_run = 0 before training: this layer fires on z >= 0 (the authors' clamped code fires all)."""
+    layer = HoyerSpike("sum").eval()
+    u = torch.linspace(-1, 1, 24).view(1, -1)
+    assert int(layer(u).sum()) == 12
+
+
+def test_fixed_method_builds_and_quantizes_like_hoyer() -> None:
+    model = build({"name": "mlp", "hidden": [8]}, "fixed", (1, 4, 4), 3)
+    act = model.blocks[0].act
+    assert isinstance(act, HoyerSpike) and not act.extremum
+    conv = build({"name": "lenet"}, "fixed", (1, 8, 8), 3)
+    assert conv.blocks[0].act.running_threshold.tolist() == [1.0] * 16
