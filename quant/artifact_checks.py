@@ -97,8 +97,9 @@ def validate_manifest_and_build(manifest: dict, arrays: Any) -> IntegerNetwork:
     scale = _get(inp, "scale", (int, float), "input")
     if not math.isfinite(scale) or not math.isclose(scale, 1.0 / ((1 << input_bits) - 1), rel_tol=1e-9):
         raise _fail("input.scale", f"={scale!r} does not equal 1/(2^bits - 1) for bits={input_bits}")
-    if inp.get("rounding", "nearest") != "nearest":
-        raise _fail("input.rounding", f"={str(inp.get('rounding'))[:40]!r}; the core rounds pixels to nearest")
+    rounding = _get(inp, "rounding", str, "input")
+    if rounding != "nearest":
+        raise _fail("input.rounding", f"={rounding[:40]!r}; the core rounds pixels to nearest")
     rng = _get(inp, "range", list, "input")
     if rng != [0.0, 1.0] and rng != [0, 1]:
         raise _fail("input.range", f"={rng!r}; the core takes pixels in [0, 1]")
