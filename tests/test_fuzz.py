@@ -2,7 +2,11 @@
 argument abuses of issue 14. Every mutant ends in a one-line error that names the field (exit 2),
 or is a change the loader may accept, listed here by kind. A traceback or a generic internal
 error fails the test. The default tier runs a fixed sample; the slow tier runs every mutant and
-prints the counts (docs/SECURITY.md)."""
+prints the counts (docs/SECURITY.md).
+
+The file is longer than 400 lines on purpose: the mutant generators, the kinds they may produce
+and the lists of accepted kinds must be read together to judge what the fuzz claims.
+"""
 
 from __future__ import annotations
 
