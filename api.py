@@ -54,22 +54,31 @@ def train(
     timesteps: int | None = None,
     reg: str | None = None,
     p: float = 0.5,
+    force: bool = False,
     **options: Any,
 ) -> TrainResult:
     """Train an SNN (hoyer, the authors' fixed-threshold ablation `fixed`, heaviside), a ReLU ANN
     (relu), a BNTT SNN (bntt) or an activity-regularised ReLU net converted to an IF SNN (convert)
     with the one training loop; write OUT/checkpoint.pt + metrics.json. `options` are further
     fields of `spikeforge.model.train.TrainConfig` (shift, input_bits, val_size, patience,
-    schedule, weight_decay, leak, hoyer_regulariser, ...)."""
+    schedule, weight_decay, leak, hoyer_regulariser, ...). OUT must be new, empty or an earlier
+    train output (`force`: any earlier spikeforge output; docs/SECURITY.md)."""
     import dataclasses
 
+    from spikeforge.arguments import check_all, parse_widths
     from spikeforge.model.train import TrainConfig, TrainError
     from spikeforge.model.train import train as train_loop
+    from spikeforge.outputs import claim_dir
 
     known = {f.name for f in dataclasses.fields(TrainConfig)}
     unknown = sorted(set(options) - known)
     if unknown:
         raise TrainError(f"train option {unknown[0]!r} is unknown; use one of {', '.join(sorted(known))}")
+    check_all(lr=lr, lam=lam, epochs=epochs, batch_size=batch_size, seed=seed, split_seed=split_seed,
+              threads=threads, timesteps=timesteps, p=p)
+    if hidden is not None:
+        parse_widths(",".join(str(w) for w in hidden) or "none")
+    out = claim_dir(out, "train", force=force, inputs=[data_dir])
     spec: dict[str, Any] = {"name": arch}
     if hidden is not None:
         spec["hidden"] = list(hidden)
@@ -138,13 +147,17 @@ def generate(
     threshold_depth: int | None = None,
     max_inputs: int | None = None,
     lint: bool = True,
+    force: bool = False,
 ) -> GenerateResult:
     """Verilog for an R x C core (sized for `model`'s artifact when given, its memories
-    initialised with the model), lint-checked with Verilator, plus core.json and a FuseSoC .core."""
+    initialised with the model), lint-checked with Verilator, plus core.json and a FuseSoC .core.
+    `out` must be new, empty or an earlier generate output (`force`: any earlier spikeforge output)."""
     from spikeforge.hw.generate import generate as generate_design
     from spikeforge.hw.generate import lint as lint_design
     from spikeforge.hw.generate import resolve_config
+    from spikeforge.outputs import check_out
 
+    check_out(out, "generate", force=force, inputs=[model])
     network = None
     if model is not None:
         from spikeforge.quant.artifact import load_artifact
@@ -153,7 +166,7 @@ def generate(
     cfg = resolve_config(rows, cols, network, weight_bits=weight_bits, acc_bits=acc_bits, skip_window=skip_window,
                          weight_depth=weight_depth, threshold_depth=threshold_depth, max_inputs=max_inputs)
     out = Path(out)
-    manifest = generate_design(cfg, out, network)
+    manifest = generate_design(cfg, out, network, force=force)
     verilog = out / manifest["verilog"]
     note = None
     if lint:

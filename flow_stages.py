@@ -2,8 +2,10 @@
 
 Each stage calls the library function of the same name (spikeforge.api), builds its folder under
 `out` in a temp folder, renames it into place and stamps it (`stage.json`) with a content hash of
-its inputs and of the code it depends on. A rerun skips every stage whose stamp matches, so a
-finished flow reruns in seconds and an interrupted one resumes at the stage that did not finish.
+its inputs and of the code it depends on, and with the content hash of what it wrote. A rerun
+skips every stage whose stamp matches and whose outputs still hash to the stamp, so a finished
+flow reruns in seconds and an interrupted one resumes at the stage that did not finish; once one
+stage runs (its inputs or its outputs changed), every later stage runs too.
 """
 
 from __future__ import annotations
@@ -88,6 +90,24 @@ def code_digest(root: Path, parts: tuple[str, ...]) -> str:
     return h.hexdigest()[:16]
 
 
+def tree_digest(folder: Path) -> str:
+    """Content hash of a stage's outputs: every file under `folder` but its stamp (stage.json), by
+    relative path; a symlink or an unreadable entry makes a digest no stamp holds."""
+    h = hashlib.sha256()
+    for path in sorted(folder.rglob("*")):
+        rel = path.relative_to(folder).as_posix()
+        if rel == "stage.json" or (path.is_dir() and not path.is_symlink()):
+            continue
+        if path.is_symlink() or not path.is_file():
+            return f"unhashable:{rel}"
+        h.update(rel.encode() + b"\0")
+        with open(path, "rb") as handle:
+            for block in iter(lambda: handle.read(1 << 20), b""):
+                h.update(block)
+        h.update(b"\0")
+    return h.hexdigest()
+
+
 def digest(*parts: Any) -> str:
     return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
@@ -104,6 +124,7 @@ class Flow:
         self.code = {stage: code_digest(self.root, parts) for stage, parts in STAGE_CODE.items()}
         self.timings: dict[str, float] = {}
         self.cached: list[str] = []
+        self.rerun_from: str | None = None  # the first stage that ran: every later stage runs too
         self._model = None
 
     # --- stage machinery --------------------------------------------------------------------
@@ -117,10 +138,15 @@ class Flow:
                 saved = json.loads(stamp.read_text())
             except (OSError, json.JSONDecodeError):
                 saved = {}
-            if saved.get("key") == key:
-                print(f"[{index}/{len(self.stages)}] {name}: cached ({final})", flush=True)
-                self.cached.append(name)
-                return saved["result"]
+            if saved.get("key") == key and self.rerun_from is None:
+                if saved.get("outputs") == tree_digest(final):
+                    print(f"[{index}/{len(self.stages)}] {name}: cached ({final})", flush=True)
+                    self.cached.append(name)
+                    return saved["result"]
+                print(f"[{index}/{len(self.stages)}] {name}: its cached outputs in {final} were changed "
+                      "since they were written; running it again", flush=True)
+        if self.rerun_from is None:
+            self.rerun_from = name
         print(f"[{index}/{len(self.stages)}] {name} ...", flush=True)
         start = time.perf_counter()
         self.out.mkdir(parents=True, exist_ok=True)
@@ -128,8 +154,8 @@ class Flow:
         try:
             result = body(tmp)
             seconds = time.perf_counter() - start
-            (tmp / "stage.json").write_text(json.dumps({"key": key, "seconds": seconds, "result": result},
-                                                       indent=2, default=json_default) + "\n")
+            stamp_data = {"key": key, "outputs": tree_digest(tmp), "seconds": seconds, "result": result}
+            (tmp / "stage.json").write_text(json.dumps(stamp_data, indent=2, default=json_default) + "\n")
             old = self.out / f".{name}.old"
             shutil.rmtree(old, ignore_errors=True)
             if final.exists():
@@ -162,6 +188,9 @@ class Flow:
         CoreConfig(rows=args.rows, cols=args.cols, weight_bits=args.weight_bits)  # refuse early
         if args.samples < 1:
             raise FlowError(f"--samples {args.samples} must be at least 1")
+        from spikeforge.outputs import claim_dir
+
+        claim_dir(self.out, "flow", force=args.force, inputs=[args.checkpoint, args.nir, args.data_dir])
         started = time.perf_counter()
         self.clean_stale()
         train = self.train_stage()
@@ -282,8 +311,11 @@ class Flow:
 
     def dataset(self, name: str):
         from spikeforge.model.data import load_dataset
+        from spikeforge.quant.artifact import check_dataset
 
-        return load_dataset(name, self.args.data_dir)
+        ds = load_dataset(name, self.args.data_dir)
+        check_dataset(self.load_model()[1], ds)
+        return ds
 
     def verify_stage(self, quant: dict, gen: dict) -> dict:
         args = self.args

@@ -11,9 +11,7 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -119,9 +117,10 @@ def resolve_config(rows: int, cols: int, network=None, **given: int | None) -> C
     return CoreConfig(rows=rows, cols=cols, **given)
 
 
-def generate(cfg: CoreConfig, out_dir: str | os.PathLike, network=None) -> dict:
+def generate(cfg: CoreConfig, out_dir: str | os.PathLike, network=None, force: bool = False) -> dict:
     """Write the design for cfg (and a model) atomically into out_dir: the Verilog, core.json,
-    the memory init files and the FuseSoC `.core`; return the manifest (core.json's content)."""
+    the memory init files and the FuseSoC `.core`; return the manifest (core.json's content).
+    out_dir must be new, empty or an earlier generate output (`force`: any spikeforge output)."""
     from spikeforge.hw.fusesoc import write_fusesoc_files
     from spikeforge.hw.layout import memory_images, plan_layout, write_memory_files
 
@@ -150,26 +149,15 @@ def generate(cfg: CoreConfig, out_dir: str | os.PathLike, network=None) -> dict:
         "layout": layout_info,
         "timing_contract": "docs/ARCHITECTURE.md#timing-contract",
     }
-    out.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}."))
-    try:
+    from spikeforge.outputs import staged_dir
+
+    with staged_dir(out, "generate", force=force) as staging:
         (staging / manifest["verilog"]).write_text(text)
         if network is not None:
             write_memory_files(network, cfg, staging / "mem")
         manifest["files"] = {"verilog": manifest["verilog"],
                              **write_fusesoc_files(staging, manifest, text, network)}
         (staging / "core.json").write_text(json.dumps(manifest, indent=2) + "\n")
-        if out.exists():
-            backup = out.with_name(f".{out.name}.old")
-            shutil.rmtree(backup, ignore_errors=True)
-            os.replace(out, backup)
-            os.replace(staging, out)
-            shutil.rmtree(backup, ignore_errors=True)
-        else:
-            os.replace(staging, out)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
     return manifest
 
 

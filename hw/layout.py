@@ -191,31 +191,34 @@ def to_hex_lines(values: np.ndarray, bits: int) -> list[str]:
     return [format(int(v) & mask, f"0{digits}x") for v in values]
 
 
-def write_memory_files(net: IntegerNetwork, cfg: CoreConfig, out_dir: str | os.PathLike) -> list[Path]:
-    """Write $readmemh files: weights_pe<r>_<c>.hex per PE and thresholds_col<c>.hex per column."""
+def memory_file_texts(net: IntegerNetwork, cfg: CoreConfig) -> dict[str, str]:
+    """The $readmemh files by name: weights_pe<r>_<c>.hex per PE and thresholds_col<c>.hex per column
+    (quant/artifact_io.py checks an artifact's mem/ files against these)."""
     layout = plan_layout(net, cfg)
     weights, thresholds = memory_images(net, layout)
-    out = Path(out_dir)
-    written = []
+    texts = {}
     for s in range(cfg.pes):
         r, c = divmod(s, cfg.cols)
-        path = out / f"weights_pe{r}_{c}.hex"
-        atomic_write_text(path, "\n".join(to_hex_lines(weights[s], cfg.weight_bits)) + "\n")
-        written.append(path)
+        texts[f"weights_pe{r}_{c}.hex"] = "\n".join(to_hex_lines(weights[s], cfg.weight_bits)) + "\n"
     for c in range(cfg.cols):
-        path = out / f"thresholds_col{c}.hex"
-        atomic_write_text(path, "\n".join(to_hex_lines(thresholds[c], cfg.threshold_bits)) + "\n")
-        written.append(path)
+        texts[f"thresholds_col{c}.hex"] = "\n".join(to_hex_lines(thresholds[c], cfg.threshold_bits)) + "\n"
     if cfg.multistep:
         scales, offsets = neuron_images(net, layout)
         for c in range(cfg.cols):
             for name, image, bits in (("scales", scales, cfg.scale_bits), ("offsets", offsets, cfg.offset_bits)):
                 if bits:
-                    path = out / f"{name}_col{c}.hex"
-                    atomic_write_text(path, "\n".join(to_hex_lines(image[c], bits)) + "\n")
-                    written.append(path)
-    return written
+                    texts[f"{name}_col{c}.hex"] = "\n".join(to_hex_lines(image[c], bits)) + "\n"
+    return texts
 
+
+def write_memory_files(net: IntegerNetwork, cfg: CoreConfig, out_dir: str | os.PathLike) -> list[Path]:
+    """Write the $readmemh files of `memory_file_texts` into `out_dir`."""
+    out = Path(out_dir)
+    written = []
+    for name, text in memory_file_texts(net, cfg).items():
+        atomic_write_text(out / name, text)
+        written.append(out / name)
+    return written
 
 
 def _pow2(n: int) -> int:

@@ -14,6 +14,7 @@ import io
 import os
 import pickle
 import re
+import warnings
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -69,7 +70,9 @@ def load_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
     if not path.is_file():
         raise CheckpointError(f"checkpoint {path} does not exist; {FIX}")
     try:
-        ckpt = torch.load(os.fspath(path), map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():  # torch warns about a hostile file's pickle protocol: we refuse it anyway
+            warnings.simplefilter("ignore")
+            ckpt = torch.load(os.fspath(path), map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
         name = _refused_global(exc)
         if name is None:
@@ -104,6 +107,57 @@ def check_fields(ckpt: Any, path: str | os.PathLike = "checkpoint") -> None:
             f"checkpoint {path}: version={ckpt['version']} is unsupported (this spikeforge reads {VERSION}); "
             "retrain with this spikeforge"
         )
+    check_nested(ckpt, path)
+
+
+def _plain_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def check_nested(ckpt: dict[str, Any], path: str | os.PathLike = "checkpoint") -> None:
+    """The nested fields the loaders index: dataset.{name, input_shape, num_classes, split_seed},
+    arch.name and the state_dict's keys and values (every value a tensor)."""
+    import torch
+
+    def bad(field: str, problem: str) -> CheckpointError:
+        return CheckpointError(f"checkpoint {path}: field {field!r} {problem}; {FIX}")
+
+    dataset = ckpt["dataset"]
+    if not isinstance(dataset.get("name"), str):
+        raise bad("dataset.name", f"is {type(dataset.get('name')).__name__}, expected str")
+    shape = dataset.get("input_shape")
+    if not isinstance(shape, list | tuple) or len(shape) != 3 or \
+            not all(_plain_int(v) and 1 <= v <= 1 << 16 for v in shape):
+        raise bad("dataset.input_shape", f"={str(shape)[:60]} is not [channels, height, width] positive integers")
+    classes = dataset.get("num_classes")
+    if not _plain_int(classes) or not 1 <= classes <= 1 << 16:
+        raise bad("dataset.num_classes", f"={str(classes)[:40]} is not a positive integer")
+    split_seed = dataset.get("split_seed", 0)
+    if not _plain_int(split_seed) or not 0 <= split_seed < 1 << 32:
+        raise bad("dataset.split_seed", f"={str(split_seed)[:40]} is not an integer in [0, 2^32)")
+    arch = ckpt["arch"]
+    if not isinstance(arch.get("name"), str):
+        raise bad("arch.name", f"is {type(arch.get('name')).__name__}, expected str")
+    for key, value in arch.items():
+        field = f"arch.{str(key)[:40]}"
+        if key in ("hidden", "channels"):
+            if not isinstance(value, list) or len(value) > 64 or not all(_plain_int(v) and 1 <= v <= 1 << 16
+                                                                         for v in value):
+                raise bad(field, f"={str(value)[:40]} is not a list of positive widths")
+        elif key == "bn" and not isinstance(value, bool):
+            raise bad(field, f"={str(value)[:40]} is not true or false")
+        elif not isinstance(value, str | bool | int | float | type(None)) and not (
+                isinstance(value, list) and all(isinstance(v, int | str) for v in value)):
+            raise bad(field, f"is {type(value).__name__}, expected a number, string or list")
+    for key, value in ckpt["state_dict"].items():
+        field = f"state_dict[{str(key)[:60]!r}]"
+        if not isinstance(key, str) or not isinstance(value, torch.Tensor):
+            raise bad(field, f"is {type(value).__name__}, expected a tensor")
+        if value.is_floating_point():
+            if not bool(torch.isfinite(value).all()):
+                raise bad(field, "holds NaN or inf")
+        elif not key.endswith("num_batches_tracked"):
+            raise bad(field, f"is a {value.dtype} tensor, expected floating point")
 
 
 def _refused_global(exc: BaseException) -> str | None:

@@ -71,9 +71,15 @@ def parse_multistep(section: Any, arrays: dict[str, np.ndarray], net: Any, fail)
         got = []
         for key in ("scale", "offset"):
             name = refs.get(key)
-            if not isinstance(name, str) or name not in arrays:
+            if hasattr(arrays, "read") and isinstance(name, str) and isinstance(entry.get("per_step"), bool):
+                # weights.npz read member by member (quant/artifact_io.NpzMembers): the shape is
+                # declared before the member is decompressed.
+                rows = timesteps if entry["per_step"] else 1
+                arr = arrays.read(name, (rows, layer.outputs), f"{at}.arrays.{key}")
+            elif not isinstance(name, str) or name not in arrays:
                 raise fail(f"{at}.arrays.{key}", f"={name!r} names no array in weights.npz")
-            arr = arrays[name]
+            else:
+                arr = arrays[name]
             if arr.dtype.kind not in "iu" or arr.ndim != 2 or arr.shape[1] != layer.outputs \
                     or arr.shape[0] not in (1, timesteps) or (arr.shape[0] > 1) != bool(entry.get("per_step")):
                 raise fail(f"weights.npz[{name}]", f"has shape {arr.shape} / dtype {arr.dtype}; expected int "

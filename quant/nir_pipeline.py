@@ -50,6 +50,7 @@ def quantize_nir(
     input_range: tuple[float, float] | None = None,
     input_encoding: str | None = None,
     split_seed: int = 0,
+    force: bool = False,
 ) -> QuantizeResult:
     """Quantize the NIR graph at `graph_path` into the artifact directory `out` (replaced atomically).
 
@@ -58,11 +59,13 @@ def quantize_nir(
     metadata, else 1e-4 s, 1, [0, 1] and direct; docs/INTEROP.md).
     """
     from spikeforge.model.data import load_dataset
+    from spikeforge.outputs import check_out
     from spikeforge.quant.nir_reference import run_graph
     from spikeforge.quant.quantize import quantize_blocks
     from spikeforge.quant.report import compare, integer_predict
 
     check_options(weight_bits, input_bits, rows, cols)
+    check_out(out, "quantize", force=force, inputs=[graph_path, data_dir])
     graph = read_graph(graph_path)
     ds = load_dataset(dataset, data_dir, split_seed)
     lowered = lower(graph, ds.input_shape, ImportOptions(timesteps, dt, input_range, input_encoding), input_bits)
@@ -93,4 +96,4 @@ def quantize_nir(
             "created_by": f"spikeforge {__version__}",
         },
     }
-    return write_quantized(out, qres, report, extra, rows, cols, weight_bits)
+    return write_quantized(out, qres, report, extra, rows, cols, weight_bits, force=force)

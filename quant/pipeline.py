@@ -57,12 +57,18 @@ def quantize_checkpoint(
     data_dir: str | os.PathLike | None = None,
     seed: int = 0,
     progress: bool | None = None,
+    force: bool = False,
 ) -> QuantizeResult:
-    """Quantize `checkpoint` into the artifact directory `out` (replaced atomically)."""
+    """Quantize `checkpoint` into the artifact directory `out` (replaced atomically; `out` must be
+    new, empty or an earlier quantize output, any earlier spikeforge output with `force`)."""
+    from spikeforge.arguments import check_all
     from spikeforge.model.data import load_dataset
+    from spikeforge.outputs import check_out
     from spikeforge.quant.report import build_report
 
     check_options(weight_bits, input_bits, rows, cols)
+    check_all(seed=seed, qat_epochs=qat_epochs)
+    check_out(out, "quantize", force=force, inputs=[checkpoint, data_dir])
     if isinstance(qat_epochs, bool) or not isinstance(qat_epochs, int) or qat_epochs < 0:
         raise q.QuantError(f"--qat-epochs {qat_epochs} is negative; use 0 (no fine-tuning) or more")
 
@@ -82,6 +88,10 @@ def quantize_checkpoint(
 
     dsinfo = ckpt["dataset"]
     ds = load_dataset(dsinfo["name"], data_dir or ckpt.get("data_dir"), int(dsinfo.get("split_seed", 0)))
+    if tuple(ds.input_shape) != tuple(dsinfo["input_shape"]):
+        raise q.QuantError(f"checkpoint field 'dataset.input_shape'={list(dsinfo['input_shape'])} but dataset "
+                           f"{dsinfo['name']!r} has images {list(ds.input_shape)}; pass the --data-dir it was "
+                           "trained on")
     folded = model
     if qat_epochs > 0:
         lam = float(ckpt.get("lambda") or 0.0) if ckpt["method"] == "hoyer" else 0.0
@@ -108,7 +118,7 @@ def quantize_checkpoint(
             "created_by": f"spikeforge {__version__}",
         },
     }
-    return write_quantized(out, qres, report, extra, rows, cols, weight_bits)
+    return write_quantized(out, qres, report, extra, rows, cols, weight_bits, force=force)
 
 
 MULTISTEP_METHODS = ("bntt", "convert")
@@ -140,7 +150,7 @@ def quantize_multistep(ckpt: dict[str, Any], checkpoint: str | os.PathLike, sha:
 
 
 def write_quantized(out: str | os.PathLike, qres: q.QuantResult, report: dict[str, Any], extra: dict[str, Any],
-                    rows: int, cols: int, weight_bits: int) -> QuantizeResult:
+                    rows: int, cols: int, weight_bits: int, force: bool = False) -> QuantizeResult:
     """The artifact of a quantized network: manifest (+ `extra`), weights, memory files for the
     rows x cols core, report.json/.md and the NIR export, written atomically into `out`."""
     from spikeforge.quant.artifact import write_artifact
@@ -154,6 +164,6 @@ def write_quantized(out: str | os.PathLike, qres: q.QuantResult, report: dict[st
     path = write_artifact(
         out, net, weight_bits, extra, core=core,
         files={"report.json": to_json(report), "report.md": to_markdown(report)},
-        writers=[lambda tmp: write_nir(net, tmp / "network.nir", scales)],
+        writers=[lambda tmp: write_nir(net, tmp / "network.nir", scales)], force=force,
     )
     return QuantizeResult(Path(path), report, net, core)

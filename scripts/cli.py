@@ -18,6 +18,7 @@ import os
 import sys
 import types
 from collections.abc import Sequence
+from typing import NoReturn
 
 from spikeforge import SpikeforgeError, __version__
 
@@ -66,8 +67,15 @@ def load_command(name: str) -> types.ModuleType:
         return _missing_module(name, exc)
 
 
+class OneLineParser(argparse.ArgumentParser):
+    """argparse whose usage errors are one line (field and fix) with exit 2, like every other error."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_USER_ERROR, f"{self.prog}: error: {_one_line(message)} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(
         prog="spikeforge",
         description="Co-design ultra-low-latency spiking neural networks and the accumulate-only "
                     "hardware that runs them.",
@@ -89,9 +97,14 @@ def _one_line(text: str) -> str:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `spikeforge` console script; returns the exit code."""
     parser = build_parser()
-    args, extra = parser.parse_known_args(list(argv) if argv is not None else None)
-    if extra and not getattr(args, "_stand_in", False):
-        parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    try:
+        args, extra = parser.parse_known_args(list(argv) if argv is not None else None)
+        if extra and not getattr(args, "_stand_in", False):
+            parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    except SystemExit as exc:
+        if exc.code == EXIT_USER_ERROR:  # a usage error, already printed as one line
+            return EXIT_USER_ERROR
+        raise  # --help, --version
     cmd = args.command
     try:
         return int(args._run(args) or 0)

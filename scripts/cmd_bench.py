@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import argparse
 
+from spikeforge.arguments import arg_type
+
 HELP = "benchmark the core's cycles vs spike density, the golden model, the Verilator build and the peers"
 
 
@@ -24,17 +26,22 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", default=None, metavar="ARTIFACT",
                         help="artifact for the whole-network timing (verilator) and the peers ratios "
                         "(default: the default digits model, trained here)")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seed", type=arg_type("seed"), default=0)
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of the text report")
     parser.add_argument("--out", default=None, metavar="DIR", help="also write the figures to DIR/bench.json")
+    parser.add_argument("--force", action="store_true",
+                        help="write into an earlier output of another spikeforge command in --out")
 
 
 def run(args: argparse.Namespace) -> int:
     import json
     import platform
-    from pathlib import Path
 
     from spikeforge import __version__, atomic_write_text
+    from spikeforge.outputs import check_out, claim_dir
+
+    if args.out:
+        check_out(args.out, "bench", force=args.force, inputs=[args.model])
 
     result: dict = {"schema": "spikeforge-bench", "schema_version": 1, "spikeforge": __version__,
                     "python": platform.python_version(), "seed": args.seed}
@@ -60,7 +67,7 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         print(text, end="")
     if args.out:
-        path = Path(args.out) / "bench.json"
+        path = claim_dir(args.out, "bench", force=args.force, inputs=[args.model]) / "bench.json"
         atomic_write_text(path, text)
         if not args.json:
             print(f"figures: {path}")

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from spikeforge.arguments import arg_type
+
 HELP = "estimate latency, area and energy of a model on an R x C core"
 
 
@@ -27,25 +29,34 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--fast", action="store_true", help="analytic area estimate only (no synthesis)")
     parser.add_argument(
         "--fmax",
-        type=float,
+        type=arg_type("fmax"),
         default=None,
         metavar="MHZ",
         help="clock for microseconds (default: routed ECP5 Fmax, else 100 MHz)",
     )
-    parser.add_argument("--images", type=int, default=None, metavar="N", help="use the first N test images")
+    parser.add_argument("--images", type=arg_type("images"), default=None, metavar="N",
+                        help="use the first N test images")
     parser.add_argument("--data-dir", default=None, metavar="DIR", help="dataset files (mnist, cifar)")
     parser.add_argument(
         "--out", metavar="DIR", default=None, help="where to write estimate.json and estimate.md"
     )
+    add_force(parser)
+
+
+def add_force(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--force", action="store_true",
+                        help="write into an earlier output of another spikeforge command in --out")
 
 
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from spikeforge.api import estimate
+    from spikeforge.outputs import claim_dir
     from spikeforge.sim.estimate import area_summary
 
-    out = Path(args.out) if args.out else Path(args.model) / "estimate"
+    out = claim_dir(Path(args.out) if args.out else Path(args.model) / "estimate", "estimate", force=args.force,
+                    inputs=[args.model, args.data_dir])
     rep = estimate(args.model, rows=args.rows, cols=args.cols, weight_bits=args.weight_bits,
                    skip_window=args.skip_window, target=args.target, fast=args.fast, fmax=args.fmax,
                    images=args.images, data_dir=args.data_dir, out=out)

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import argparse
 
+from spikeforge.arguments import arg_type
+
 HELP = ("run the whole flow (train, quantize, generate, verify, estimate, report) on one model, "
         "by default a digits MLP 64-128-10 on an 8x8 core")
 DESCRIPTION = (HELP + ". Each stage writes its own folder under --out and is skipped on a rerun when its "
@@ -25,14 +27,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--method", default="hoyer", choices=("hoyer", "heaviside", "bntt", "convert"),
                         help="training method (default hoyer): one-time-step hoyer/heaviside, or a multi-step "
                              "SNN on the neuron unit: bntt, convert (L1-regularised ReLU net -> IF)")
-    parser.add_argument("--epochs", type=int, default=None, help="training epochs (default: the trainer's)")
+    parser.add_argument("--epochs", type=arg_type("epochs"), default=None,
+                        help="training epochs (default: the trainer's)")
     parser.add_argument("--checkpoint", default=None, metavar="PATH", help="reuse this checkpoint, skip training")
     parser.add_argument("--nir", default=None, metavar="MODEL.nir",
                         help="bring your own SNN: a float NIR graph (snnTorch, Norse, ...) instead of training")
-    parser.add_argument("--timesteps", type=int, default=None, metavar="T",
+    parser.add_argument("--timesteps", type=arg_type("timesteps"), default=None, metavar="T",
                         help="NIR, bntt, convert: time steps per image (default: the graph's, else 1; "
                              "bntt 8, convert 32)")
-    parser.add_argument("--dt", type=float, default=None, metavar="S",
+    parser.add_argument("--dt", type=arg_type("dt"), default=None, metavar="S",
                         help="NIR: Euler time step in seconds (default: the graph's, else 1e-4 as snnTorch)")
     parser.add_argument("--input-range", default=None, metavar="LO,HI",
                         help="NIR: pixels in [0, 1] map to the graph's input range [LO, HI] (default 0,1)")
@@ -41,12 +44,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--rows", type=int, default=8, help="PE array rows (default 8)")
     parser.add_argument("--cols", type=int, default=8, help="PE array columns (default 8)")
     parser.add_argument("--weight-bits", type=int, default=8, help="weight bits (default 8)")
-    parser.add_argument("--samples", type=int, default=20, help="test images verified in RTL (default 20)")
+    parser.add_argument("--samples", type=arg_type("samples"), default=20,
+                        help="test images verified in RTL (default 20)")
     parser.add_argument("--sim", default="verilator", choices=("verilator", "icarus"), help="RTL simulator")
     parser.add_argument("--target", default="ecp5", choices=("ecp5", "ice40", "asic"), help="area target")
     parser.add_argument("--synth", action="store_true",
                         help="area from Yosys + routed nextpnr (minutes) instead of the calibrated model")
-    parser.add_argument("--seed", type=int, default=0, help="seed of training and of the verified sample")
+    parser.add_argument("--seed", type=arg_type("seed"), default=0, help="seed of training and of the verified sample")
     parser.add_argument("--out", default="out/flow", metavar="DIR", help="output folder (default out/flow)")
     parser.add_argument("--force", action="store_true", help="ignore cached stages")
 

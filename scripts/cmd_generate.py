@@ -29,6 +29,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="artifact directory whose weights/thresholds initialise the memories")
     parser.add_argument("--no-lint", action="store_true", help="skip `verilator --lint-only -Wall`")
     parser.add_argument("--out", required=True, metavar="DIR", help="output directory")
+    parser.add_argument("--force", action="store_true",
+                        help="replace an earlier output of another spikeforge command in --out")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -38,6 +40,7 @@ def run(args: argparse.Namespace) -> int:
         args.out, rows=args.rows, cols=args.cols, model=args.model, weight_bits=args.weight_bits,
         acc_bits=args.acc_bits, skip_window=args.skip_window, weight_depth=args.weight_depth,
         threshold_depth=args.threshold_depth, max_inputs=args.max_inputs, lint=not args.no_lint,
+        force=args.force,
     )
     cfg = result.config
     lint_note = "lint skipped" if result.lint is None else f"verilator --lint-only -Wall: {result.lint}"

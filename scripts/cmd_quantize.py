@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from spikeforge.arguments import arg_type
+
 HELP = "quantize a trained checkpoint or a NIR graph to integer weights/thresholds and write an artifact directory"
 
 # Options that only a NIR graph takes (a checkpoint records them itself).
@@ -25,7 +27,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--qat-epochs",
-        type=int,
+        type=arg_type("qat_epochs"),
         default=0,
         metavar="N",
         help="quantization-aware fine-tuning epochs before folding (default 0; checkpoints only)",
@@ -52,12 +54,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--out", required=True, metavar="DIR", help="artifact directory to write (replaced atomically)"
     )
-    parser.add_argument("--seed", type=int, default=0, help="seed for fine-tuning (default 0)")
+    parser.add_argument("--force", action="store_true",
+                        help="replace an earlier output of another spikeforge command in --out")
+    parser.add_argument("--seed", type=arg_type("seed"), default=0, help="seed for fine-tuning (default 0)")
     nir = parser.add_argument_group("NIR graphs (what the graph does not say; docs/INTEROP.md)")
     nir.add_argument("--dataset", default=None, help="the images the graph classifies (default digits)")
-    nir.add_argument("--timesteps", type=int, default=None, metavar="T",
+    nir.add_argument("--timesteps", type=arg_type("timesteps"), default=None, metavar="T",
                      help="time steps per image (default: the graph's, else 1; the one-step core runs T = 1)")
-    nir.add_argument("--dt", type=float, default=None, metavar="S",
+    nir.add_argument("--dt", type=arg_type("dt"), default=None, metavar="S",
                      help="Euler time step in seconds (default: the graph's metadata, else 1e-4 as snnTorch; "
                           "Norse uses 1e-3)")
     nir.add_argument("--input-range", default=None, metavar="LO,HI",
@@ -74,8 +78,8 @@ def run(args: argparse.Namespace) -> int:
     from spikeforge.quant.nir_pipeline import is_nir_file
     from spikeforge.quant.report import print_table
 
-    common = dict(weight_bits=args.weight_bits, per_channel=args.per_channel, input_bits=args.input_bits,
-                  rows=args.rows, cols=args.cols, data_dir=args.data_dir)
+    common = dict(force=args.force, weight_bits=args.weight_bits, per_channel=args.per_channel,
+                  input_bits=args.input_bits, rows=args.rows, cols=args.cols, data_dir=args.data_dir)
     if is_nir_file(args.checkpoint):
         if args.qat_epochs:
             raise QuantError("--qat-epochs needs the training model; a NIR graph is quantized after training "

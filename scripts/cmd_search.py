@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from spikeforge.arguments import arg_type
 from spikeforge.search_space import space_help
 
 HELP = "search network and array together (Optuna, multi-objective), on one machine or many"
@@ -33,14 +34,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--workers", type=int, default=1, metavar="K", help="local worker processes (default 1)")
     parser.add_argument("--sampler", choices=("tpe", "nsga2", "random"), default="tpe",
                         help="Optuna sampler (default tpe, multi-objective)")
-    parser.add_argument("--epochs", type=int, default=None, metavar="N", help="training epochs per trial")
-    parser.add_argument("--qat-epochs", type=int, default=0, metavar="N", help="QAT epochs per trial (default 0)")
-    parser.add_argument("--images", type=int, default=None, metavar="N",
+    parser.add_argument("--epochs", type=arg_type("epochs"), default=None, metavar="N",
+                        help="training epochs per trial")
+    parser.add_argument("--qat-epochs", type=arg_type("qat_epochs"), default=0, metavar="N",
+                        help="QAT epochs per trial (default 0)")
+    parser.add_argument("--images", type=arg_type("images"), default=None, metavar="N",
                         help="test images each estimate uses (default all)")
-    parser.add_argument("--seed", type=int, default=0, help="training seed of every trial and sampler seed")
+    parser.add_argument("--seed", type=arg_type("seed"), default=0,
+                        help="training seed of every trial and sampler seed")
     parser.add_argument("--verify-top", type=int, default=3, metavar="K",
                         help="Pareto points generated and RTL-verified afterwards (default 3; 0: none)")
-    parser.add_argument("--samples", type=int, default=20, metavar="N", help="test images per verified point")
+    parser.add_argument("--samples", type=arg_type("samples"), default=20, metavar="N",
+                        help="test images per verified point")
     parser.add_argument("--sim", choices=("verilator", "icarus"), default="verilator", help="RTL simulator")
     parser.add_argument("--heartbeat", type=int, default=10, metavar="S", help="worker heartbeat in seconds")
     parser.add_argument("--grace", type=int, default=None, metavar="S",

@@ -6,6 +6,8 @@ import argparse
 import os
 from typing import Any
 
+from spikeforge.arguments import arg_type
+
 
 def _int_list(text: str) -> list[int]:
     """'4,8,16' -> [4, 8, 16]; argparse turns the ValueError into a one-line usage error."""
@@ -75,14 +77,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--target", choices=("ecp5", "ice40", "asic"), default="ecp5", help="area target")
     parser.add_argument(
         "--fmax",
-        type=float,
+        type=arg_type("fmax"),
         default=None,
         metavar="MHZ",
         help="clock for microseconds (default: routed Fmax, else 100 MHz)",
     )
-    parser.add_argument("--images", type=int, default=None, metavar="N", help="use the first N test images")
+    parser.add_argument("--images", type=arg_type("images"), default=None, metavar="N",
+                        help="use the first N test images")
     parser.add_argument("--data-dir", default=None, metavar="DIR", help="dataset files (mnist, cifar)")
     parser.add_argument("--out", required=True, metavar="DIR", help="output directory")
+    parser.add_argument("--force", action="store_true",
+                        help="write into an earlier output of another spikeforge command in --out")
 
 
 _CACHE: dict[tuple, Any] = {}
@@ -240,6 +245,9 @@ def run(args: argparse.Namespace) -> int:
         for c in args.cols
         for wb in args.weight_bits
     ]
+    from spikeforge.outputs import claim_dir
+
+    out = claim_dir(args.out, "sweep", force=args.force, inputs=[*models, args.data_dir])
     rows: list[dict[str, Any]] = [{} for _ in points]
     columns = [TextColumn("sweep"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn()]
     with Progress(*columns, transient=False) as progress:
@@ -264,8 +272,6 @@ def run(args: argparse.Namespace) -> int:
     acc = [(-(r["accuracy"] or 0.0), r["energy_nj"]) for r in ok]
     for r, flag in zip(ok, pareto_mask(acc), strict=True):
         r["pareto_acc_energy"] = flag
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
     buf = io.StringIO()
     writer = csv.DictWriter(buf, fieldnames=CSV_FIELDS, extrasaction="ignore", lineterminator="\n")
     writer.writeheader()

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import argparse
 
+from spikeforge.arguments import arg_type
+
 HELP = "synthesize a generated design for one ECP5 part (Yosys + nextpnr, out of context) and report area and Fmax"
 
 
@@ -23,9 +25,22 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--part", default=None, metavar="PART",
                         help="ECP5 part as nextpnr names it: 12k, 25k, 45k, 85k, um-25k, ... (default 25k)")
     parser.add_argument("--package", default=None, metavar="PKG", help="package (default CABGA381)")
-    parser.add_argument("--freq", type=float, default=100.0, metavar="MHZ", help="clock target for nextpnr")
-    parser.add_argument("--seed", type=int, default=1, help="nextpnr placement seed (default 1)")
+    parser.add_argument("--freq", type=arg_type("freq"), default=100.0, metavar="MHZ", help="clock target for nextpnr")
+    parser.add_argument("--seed", type=arg_type("seed"), default=1, help="nextpnr placement seed (default 1)")
     parser.add_argument("--out", default=None, metavar="FILE", help="write the result as JSON here")
+
+
+def _earlier_report(path) -> bool:
+    """An existing --out may be replaced only when it is an earlier `spikeforge synth` report."""
+    import json
+
+    try:
+        if path.stat().st_size > 1 << 20:
+            return False
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError, RecursionError):
+        return False
+    return isinstance(data, dict) and {"device", "lut4", "ff"} <= set(data)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -33,6 +48,7 @@ def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from spikeforge import atomic_write_text
+    from spikeforge.outputs import claim_file
     from spikeforge.sim.estimate.synth import ECP5_PACKAGE, SynthError
     from spikeforge.sim.estimate.synth_rtl import (
         DEFAULT_PART,
@@ -44,12 +60,13 @@ def run(args: argparse.Namespace) -> int:
     if args.fusesoc == (args.design is not None):
         raise SynthError("give either a design folder DIR or --fusesoc (inside a FuseSoC work root)")
     params: dict = {}
+    out = Path(args.out or "synth.json") if args.fusesoc else Path(args.out) if args.out else None
+    if out is not None:  # before any work: a path we must not write is refused first
+        out = claim_file(out, "synthesis report", looks_ours=_earlier_report)
     if args.fusesoc:
         files, top, params = design_from_edam(".")
-        out = Path(args.out or "synth.json")
     else:
         files, top = design_from_folder(args.design)
-        out = Path(args.out) if args.out else None
     part = str(args.part or params.get("part") or DEFAULT_PART)
     package = str(args.package or params.get("package") or ECP5_PACKAGE)
     print(f"synthesizing {top} for ECP5 {part} {package} (Yosys synth_ecp5, nextpnr-ecp5 out of context)",

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import argparse
 
+from spikeforge.arguments import arg_type
+
 HELP = "simulate the generated RTL (cocotb) and check it bit- and cycle-exact against the golden model"
 
 
@@ -19,16 +21,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--cols", type=int, default=None, metavar="C",
                         help="PE array columns (default: the model artifact's core, else 8)")
     parser.add_argument("--model", metavar="ARTIFACT", default=None, help="artifact directory to run")
-    parser.add_argument("--samples", type=int, default=None, metavar="N",
+    parser.add_argument("--samples", type=arg_type("samples"), default=None, metavar="N",
                         help="test images of the model's dataset to simulate (default 20; needs --model)")
-    parser.add_argument("--vectors", type=int, default=None, metavar="V",
+    parser.add_argument("--vectors", type=arg_type("vectors"), default=None, metavar="V",
                         help="random tile commands (default 64)")
     parser.add_argument("--sim", choices=("verilator", "icarus"), default="verilator",
                         help="HDL simulator (default verilator)")
-    parser.add_argument("--seed", type=int, default=0, metavar="S", help="stimulus seed (default 0)")
+    parser.add_argument("--seed", type=arg_type("seed"), default=0, metavar="S", help="stimulus seed (default 0)")
     parser.add_argument("--stalls", action="store_true",
                         help="also rerun everything with random stalls on every stream (results only)")
     parser.add_argument("--out", metavar="DIR", default=None, help="where to write the report (default out/verify)")
+    parser.add_argument("--force", action="store_true",
+                        help="write into an earlier output of another spikeforge command in --out")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -36,10 +40,13 @@ def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from spikeforge.api import verify
+    from spikeforge.outputs import claim_dir
 
+    out = claim_dir(Path(args.out) if args.out else Path("out") / "verify", "verify", force=args.force,
+                    inputs=[args.model])
     result = verify(model=args.model, rows=args.rows, cols=args.cols, samples=args.samples,
                     vectors=args.vectors, sim=args.sim, seed=args.seed, stalls=args.stalls,
-                    out=Path(args.out) if args.out else Path("out") / "verify")
+                    out=out)
     _print_table(result.checks, args.sim, result.config)
     for name, r in result.checks:
         if r.mismatch is not None:

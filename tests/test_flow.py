@@ -32,7 +32,9 @@ def test_flow_runs_caches_and_resumes_after_interrupt(tmp_path, capsys, monkeypa
     monkeypatch.setattr(flow_module.Flow, "verify_stage", interrupted)
     assert main([*ARGS, "--out", str(out)]) == 130
     capsys.readouterr()
-    assert {p.name for p in out.iterdir()} == {"train", "quantize", "generate"}  # nothing half-written
+    from spikeforge.outputs import STAMP
+
+    assert {p.name for p in out.iterdir()} == {STAMP, "train", "quantize", "generate"}  # nothing half-written
 
     monkeypatch.setattr(flow_module.Flow, "verify_stage", real_verify)
     assert main([*ARGS, "--out", str(out)]) == 0

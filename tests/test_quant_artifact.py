@@ -71,7 +71,7 @@ def assert_same_network(a: IntegerNetwork, b: IntegerNetwork) -> None:
 
 @pytest.fixture(scope="module")
 def artifact(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from spikeforge.hw.config import CoreConfig
+    from spikeforge.quant.pipeline import core_for
 
     out = tmp_path_factory.mktemp("art") / "model"
     write_artifact(
@@ -79,7 +79,7 @@ def artifact(tmp_path_factory: pytest.TempPathFactory) -> Path:
         sample_network(),
         4,
         {"provenance": {"method": "test"}},
-        core=CoreConfig(rows=2, cols=2),
+        core=core_for(sample_network(), 2, 2, 4),
         files={"report.md": "# r\n"},
     )
     return out
@@ -88,7 +88,7 @@ def artifact(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_round_trip(artifact: Path) -> None:
     net, manifest = load_artifact(artifact)
     assert_same_network(sample_network(), net)
-    assert manifest["schema"] == "spikeforge-artifact" and manifest["schema_version"] == 1
+    assert manifest["schema"] == "spikeforge-artifact" and manifest["schema_version"] == 2
     assert manifest["acc_bits_required"] == sample_network().required_acc_bits()
     assert [e.get("acc_bits") for e in manifest["layers"]] == [
         sample_network().layer_required_acc_bits()[0],
@@ -128,6 +128,16 @@ def test_nir_round_trip(tmp_path: Path) -> None:
 # --- malformed artifacts ----------------------------------------------------------------------
 
 
+def reseal(root: Path) -> None:
+    """Record the current sha256/size of weights.npz in the manifest (a hostile edit of both)."""
+    from spikeforge.quant.artifact_io import file_record
+
+    m = json.loads((root / "manifest.json").read_text())
+    if isinstance(m, dict) and isinstance(m.get("files"), dict) and (root / "weights.npz").is_file():
+        m["files"]["weights.npz"] = file_record(root / "weights.npz")
+        (root / "manifest.json").write_text(json.dumps(m))
+
+
 def _mutations() -> list:
     """(description, function(dir)) pairs; each leaves an artifact that must be rejected."""
 
@@ -140,11 +150,13 @@ def _mutations() -> list:
         return apply
 
     def arrays_edit(fn):
+        # Re-sealed: the manifest's sha256 is updated too, so the checks behind the hash are reached.
         def apply(root: Path) -> None:
-            with np.load(root / "weights.npz") as z:
+            with np.load(root / "weights.npz", allow_pickle=False) as z:
                 arrays = {k: z[k] for k in z.files}
             fn(arrays)
             np.savez(root / "weights.npz", **arrays)
+            reseal(root)
 
         return apply
 
@@ -179,13 +191,24 @@ def _mutations() -> list:
         ("weights empty", lambda r: (r / "weights.npz").write_bytes(b"")),
         ("weights npy", lambda r: np.save(open(r / "weights.npz", "wb"), np.zeros(3))),
         ("weights pickle", lambda r: np.savez(r / "weights.npz", layer0_weight=np.array([{}], dtype=object))),
+        ("weights pickle resealed", lambda r: (np.savez(r / "weights.npz", layer0_weight=np.array([{}], dtype=object)),
+                                               reseal(r))),
+        ("symlinked weights", lambda r: ((r / "weights.npz").rename(r / "w2"), (r / "weights.npz").symlink_to("w2"))),
+        ("weights hash", lambda r: flip_byte(r / "weights.npz")),
+        ("memory file path", manifest_edit(lambda m: m["memory_files"].__setitem__(0, "../../../../etc/passwd"))),
+        ("memory file edited", lambda r: (r / m0(r)).write_text("0" * 8 + "\n")),
+        ("core type", manifest_edit(setp(["core"], [1]))),
+        ("core rows", manifest_edit(lambda m: m["core"].__setitem__("rows", -2))),
+        ("pool mode word", manifest_edit(setp(["layers", 1, "mode"], ["and"] * 3))),
+        ("extra member", arrays_edit(lambda a: a.__setitem__("junk", np.zeros(3, np.int64)))),
     ]
     top = ["schema", "schema_version", "dataset", "input", "weight_bits", "layers"]
     muts += [(f"missing {k}", manifest_edit(delp([k]))) for k in top]
     muts += [(f"wrong type {k}", manifest_edit(setp([k], "x" if k != "schema" else 3))) for k in top]
     muts += [
         ("schema", manifest_edit(setp(["schema"], "other"))),
-        ("version", manifest_edit(setp(["schema_version"], 2))),
+        ("version", manifest_edit(setp(["schema_version"], 3))),
+        ("version 1", manifest_edit(setp(["schema_version"], 1))),
         ("version bool", manifest_edit(setp(["schema_version"], True))),
         ("input bits 0", manifest_edit(setp(["input", "bits"], 0))),
         ("input bits 9", manifest_edit(setp(["input", "bits"], 9))),
@@ -253,6 +276,16 @@ def _mutations() -> list:
         ("conv padding changes shape", manifest_edit(setp(["layers", 0, "padding"], 0))),
     ]
     return muts
+
+
+def flip_byte(path: Path, at: float = 0.5) -> None:
+    data = bytearray(path.read_bytes())
+    data[int(len(data) * at)] = (data[int(len(data) * at)] + 1) % 256  # twice is still a change
+    path.write_bytes(bytes(data))
+
+
+def m0(root: Path) -> str:
+    return json.loads((root / "manifest.json").read_text())["memory_files"][0]
 
 
 MUTATIONS = _mutations()

@@ -34,13 +34,11 @@ def load_model_and_data(path, data_dir=None, images: int | None = None):
     """(IntegerNetwork, manifest, x_test, y_test) of an artifact, on its manifest's dataset
     (the first `images` test images when given)."""
     from spikeforge import SpikeforgeError
-    from spikeforge.model.data import load_dataset
-    from spikeforge.quant.artifact import load_artifact
+    from spikeforge.quant.artifact import load_artifact_data
 
     if images is not None and (isinstance(images, bool) or images < 1):
         raise SpikeforgeError(f"--images {images} must be >= 1")
-    net, manifest = load_artifact(path)
-    ds = load_dataset(manifest.get("dataset", {}).get("name"), data_dir)
+    net, manifest, ds = load_artifact_data(path, data_dir)  # the dataset checked against the manifest
     x, y = ds.x_test, ds.y_test
     if images is not None:
         x, y = x[:images], y[:images]

@@ -67,7 +67,7 @@ def verify_rtl(
     net = ds = None
     if model is not None:
         from spikeforge.model.data import load_dataset
-        from spikeforge.quant.artifact import load_artifact
+        from spikeforge.quant.artifact import check_dataset, load_artifact
         from spikeforge.quant.pipeline import core_for
 
         net, manifest = load_artifact(model)
@@ -77,6 +77,7 @@ def verify_rtl(
         CoreConfig(rows=rows, cols=cols)  # refuse a bad shape with the config's own message
         cfg = core_for(net, rows, cols, int(manifest["weight_bits"]))
         ds = load_dataset(manifest["dataset"]["name"], data_dir)
+        check_dataset(manifest, ds)  # images of the shape and classes the artifact states
     else:
         rows = rows if rows is not None else DEFAULT_SHAPE
         cols = cols if cols is not None else DEFAULT_SHAPE
