@@ -56,6 +56,7 @@ def headline(args: FlowOptions, train: dict, quant: dict, gen: dict, verify: dic
         "energy_nj": est["energy"]["snn"]["total_pj"] / 1000,
         "pj_per_synop": est["energy"]["snn"]["pj_per_synop"],
         "dnn_energy_nj": est["energy"]["dnn_int8"]["total_pj"] / 1000,
+        "zero_skip_dnn_energy_nj": est["energy"]["dnn_int8_zero_skip"]["total_pj"] / 1000,
     }
 
 
@@ -132,7 +133,7 @@ def markdown(args: FlowOptions, h: dict, train: dict, quant: dict, gen: dict, ve
         f"{h['throughput']:,.0f} images/s |",
         f"| area | {h['area']} |",
         f"| energy per inference | {h['energy_nj']:.2f} nJ ({h['pj_per_synop']:.2f} pJ per synaptic op); "
-        f"int8 MAC DNN {h['dnn_energy_nj']:.2f} nJ |",
+        f"int8 MAC DNN {h['dnn_energy_nj']:.2f} nJ, zero-skipping int8 DNN {h['zero_skip_dnn_energy_nj']:.2f} nJ |",
         "",
         "## Accuracy and spikes",
         "",
@@ -180,7 +181,8 @@ def markdown(args: FlowOptions, h: dict, train: dict, quant: dict, gen: dict, ve
         + ", ".join(f"{k} {v / 1000:.2f} nJ" for k, v in en["snn"]["parts_pj"].items())
         + f". The same network as an int8 MAC DNN: {en['dnn_int8']['total_pj'] / 1000:.2f} nJ "
         f"(compute only: SNN {en['snn']['compute_pj'] / 1000:.2f} nJ vs "
-        f"DNN {en['dnn_int8']['compute_pj'] / 1000:.2f} nJ). "
+        f"DNN {en['dnn_int8']['compute_pj'] / 1000:.2f} nJ); as a zero-skipping int8 DNN (a MAC only per "
+        f"non-zero input): {en['dnn_int8_zero_skip']['total_pj'] / 1000:.2f} nJ. "
         f"Per-op energies: {en['model']['source']}.",
         "",
         "## Against published FPGA SNN accelerators",

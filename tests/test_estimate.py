@@ -84,6 +84,7 @@ def test_counts_by_hand():
     assert c["compares_performed"] == 4 and c["compares_useful"] == 3
     assert c["input_bits_read"] == 2 * 4
     assert c["dnn_macs"] == 15
+    assert c["dnn_macs_nonzero"] == 3 * 3  # three non-zero inputs, three outputs each
     assert c["output_bits_written"] == 3 * (cfg.acc_bits + 1)
 
 
@@ -100,6 +101,7 @@ def test_energy_model_points_and_comparison():
         "input_bits_read": 64,
         "output_bits_written": 10,
         "dnn_macs": 1000,
+        "dnn_macs_nonzero": 300,
         "dnn_input_reads": 100,
         "dnn_outputs": 10,
     }
@@ -111,6 +113,10 @@ def test_energy_model_points_and_comparison():
     dnn = dnn_energy(counts)
     assert dnn["parts_pj"]["mac"] == pytest.approx(1000 * (0.2 + e_add(24)))
     assert dnn["total_pj"] > snn["total_pj"]
+    sparse = dnn_energy(counts, skip_zeros=True)
+    assert sparse["parts_pj"]["mac"] == pytest.approx(300 * (0.2 + e_add(24)))
+    assert sparse["parts_pj"]["weight_read"] == pytest.approx(300 * 8 * 10 / 64)
+    assert sparse["parts_pj"]["input_read"] == dnn["parts_pj"]["input_read"]  # it still reads every input
 
 
 def test_estimate_fast_report(tmp_path):

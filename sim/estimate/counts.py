@@ -36,6 +36,7 @@ COUNT_KEYS = (
     "output_bits_written",
     "spikes_out",
     "dnn_macs",
+    "dnn_macs_nonzero",
     "dnn_input_reads",
     "dnn_outputs",
 )
@@ -86,6 +87,9 @@ def operation_counts(net: IntegerNetwork, cfg: CoreConfig, images: np.ndarray) -
                 o = outputs[index]
                 out["spikes_out"][sel] = o.reshape(len(batch), -1).sum(axis=1) if layer.spiking else 0
                 out["dnn_macs"][sel] = v * layer.fan_in * layer.outputs
+                # A zero-skipping DNN of the same network: a MAC only for a non-zero input activation
+                # (the pixel for the first layer, the previous layer's non-zero output after it).
+                out["dnn_macs_nonzero"][sel] = (vec != 0).sum(axis=(1, 2)) * layer.outputs
                 out["dnn_input_reads"][sel] = v * tiles * layer.fan_in
                 out["dnn_outputs"][sel] = v * layer.outputs
                 column += 1

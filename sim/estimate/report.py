@@ -80,6 +80,9 @@ def markdown_report(rep: dict[str, Any], title: str = "spikeforge estimate") -> 
         f"{en['useful_fraction_of_adds']:.2f}",
         f"- int8 MAC DNN of the same network: {dnn['total_pj']:.1f} pJ ({dnn['macs']:.0f} MACs, "
         f"{dnn['pj_per_mac']:.3f} pJ/MAC); DNN / SNN = {en['dnn_over_snn']:.2f}x",
+        f"- zero-skipping int8 DNN (a MAC only per non-zero input): {en['dnn_int8_zero_skip']['total_pj']:.1f} pJ "
+        f"({en['dnn_int8_zero_skip']['macs']:.0f} MACs); zero-skipping DNN / SNN = "
+        f"{en['zero_skip_dnn_over_snn']:.2f}x",
         f"- compute only: SNN {snn['compute_pj']:.1f} pJ vs DNN {dnn['compute_pj']:.1f} pJ",
         "- weight reads: one per PE per ACC token (hw/pe.py gates the read port by the token)",
         "",

@@ -75,7 +75,6 @@ def build_root() -> Path:
 def _source_hash() -> str:
     """Hash of everything that shapes the Verilog besides the config: hw/ and amaranth's version."""
     import amaranth
-
     import cocotb
 
     # A Verilator build links to this environment's cocotb libraries by absolute path (rpath), so a
