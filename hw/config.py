@@ -25,7 +25,10 @@ SKIP_WINDOWS = (1, 2, 4, 8, 16, 32, 64)
 MAX_INPUTS = 1 << 16
 MAX_WEIGHT_DEPTH = 1 << 20
 MAX_THRESHOLD_DEPTH = 1 << 16
-FAULTS = ("comparator_off_by_one", "drop_first_index", "no_double")
+# Stream-protocol faults (hw/faults.py): the `out` beats and their cycles stay right, only the
+# valid/ready rules break while `out` is stalled, so only the benches' protocol monitors see them.
+PROTOCOL_FAULTS = ("out_valid_drops_while_stalled", "out_payload_changes_while_stalled")
+FAULTS = ("comparator_off_by_one", "drop_first_index", "no_double", *PROTOCOL_FAULTS)
 
 
 class ConfigError(SpikeforgeError, ValueError):

@@ -58,20 +58,41 @@ def load_select_bits(cfg: CoreConfig) -> int:
     return max(1, (max(cfg.pes, cfg.cols) - 1).bit_length())
 
 
-def load_signature(cfg: CoreConfig) -> wiring.Signature:
-    """Memory write port: one word per cycle while `valid` (no handshake, always accepted)."""
-    return wiring.Signature({
-        "valid": Out(1),
-        "target": Out(1),  # LOAD_WEIGHT or LOAD_THRESHOLD
-        "select": Out(unsigned(load_select_bits(cfg))),  # PE index r*C+c, or column
-        "addr": Out(unsigned(max(cfg.weight_addr_bits, cfg.threshold_addr_bits))),
-        "data": Out(signed(max(cfg.weight_bits, cfg.threshold_bits))),
+def load_layout(cfg: CoreConfig) -> data.StructLayout:
+    """One memory word to write. Declared LSB first, so the packed payload reads
+    {target, select, addr, data} from the MSB down."""
+    return data.StructLayout({
+        "data": signed(max(cfg.weight_bits, cfg.threshold_bits)),
+        "addr": unsigned(max(cfg.weight_addr_bits, cfg.threshold_addr_bits)),
+        "select": unsigned(load_select_bits(cfg)),  # PE index r*C+c, or column
+        "target": unsigned(1),  # LOAD_WEIGHT or LOAD_THRESHOLD
     })
 
 
+def load_signature(cfg: CoreConfig) -> stream.Signature:
+    """The memory load stream: always ready, one word written per cycle while `valid`."""
+    return stream.Signature(load_layout(cfg), always_ready=True)
+
+
 class SpikeforgeCore(wiring.Component):
+    """The R x C core (timing contract: the module docstring; docs/ARCHITECTURE.md).
+
+    Members:
+    - `cmd` (in, stream of command_layout): one tile: n_words, n_planes, weight_base,
+      threshold_base. Accepted only while the core is idle.
+    - `spikes` (in, stream of skip_window-bit masks): the tile's input beats, planes MSB first.
+    - `out` (out, stream of output_layout): one beat per PE row (row R-1 first): row, last,
+      spikes (C bits), values (C x signed acc_bits+1). Registered; once `valid` is high it and
+      the payload hold until `ready`.
+    - `load` (in, stream of load_layout, always_ready): writes one weight (target 0, PE
+      `select`) or threshold (target 1, column `select`) word at `addr` per cycle while `valid`.
+      Load between tiles (while `idle`), not during one.
+    - `idle` (out): no tile in flight; `cmd` is ready.
+
+    weight_init: R*C lists (PE r*C+c); threshold_init: C lists. None = zeros.
+    """
+
     def __init__(self, cfg: CoreConfig, weight_init=None, threshold_init=None):
-        """weight_init: R*C lists (PE r*C+c); threshold_init: C lists. None = zeros."""
         self.cfg = cfg
         self._weight_init = weight_init
         self._threshold_init = threshold_init
@@ -104,6 +125,7 @@ class SpikeforgeCore(wiring.Component):
         drain = Signal()
 
         out_valid = self.out.valid
+        load = self.load.payload
         advance = Signal()
         m.d.comb += advance.eq(~out_valid | self.out.ready)
 
@@ -130,18 +152,17 @@ class SpikeforgeCore(wiring.Component):
                 m.d.comb += [
                     pe.drain.eq(drain),
                     pe.acc_in.eq(pes[r - 1][c].acc if r > 0 else 0),
-                    pe.wr_en.eq(self.load.valid & (self.load.target == LOAD_WEIGHT)
-                                & (self.load.select == r * cols + c)),
-                    pe.wr_addr.eq(self.load.addr),
-                    pe.wr_data.eq(self.load.data),
+                    pe.wr.en.eq(self.load.valid & (load.target == LOAD_WEIGHT) & (load.select == r * cols + c)),
+                    pe.wr.addr.eq(load.addr),
+                    pe.wr.data.eq(load.data),
                 ]
         for c in range(cols):
             m.d.comb += thr.acc[c].eq(pes[rows - 1][c].acc)
         m.d.comb += [
-            thr.wr_en.eq(self.load.valid & (self.load.target == LOAD_THRESHOLD)),
-            thr.wr_col.eq(self.load.select),
-            thr.wr_addr.eq(self.load.addr),
-            thr.wr_data.eq(self.load.data),
+            thr.wr.en.eq(self.load.valid & (load.target == LOAD_THRESHOLD)),
+            thr.wr_col.eq(load.select),
+            thr.wr.addr.eq(load.addr),
+            thr.wr.data.eq(load.data),
         ]
 
         # The output register: one beat per drained row.

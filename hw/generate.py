@@ -17,10 +17,11 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
-from amaranth.hdl import Shape
+from amaranth.hdl import Const, Value
+from amaranth.lib import wiring
 
 from spikeforge import SpikeforgeError
-from spikeforge.hw.config import CoreConfig
+from spikeforge.hw.config import PROTOCOL_FAULTS, CoreConfig
 from spikeforge.hw.core import SpikeforgeCore
 
 # Amaranth's output is width-correct by construction but not lint-clean under -Wall. The narrow
@@ -32,27 +33,60 @@ class GenerateError(SpikeforgeError):
     pass
 
 
-def verilog_text(cfg: CoreConfig, weights: np.ndarray | None = None, thresholds: np.ndarray | None = None) -> str:
-    from amaranth.back import verilog
+def core_component(cfg: CoreConfig, weights: np.ndarray | None = None,
+                   thresholds: np.ndarray | None = None) -> wiring.Component:
+    """The core for cfg, with the memories initialised from weights[R*C, depth] / thresholds[C, depth].
 
+    A test-only protocol fault (cfg.fault in PROTOCOL_FAULTS) wraps it in hw/faults.py's wrapper."""
     w_init = [list(map(int, row)) for row in weights] if weights is not None else None
     t_init = [list(map(int, row)) for row in thresholds] if thresholds is not None else None
     core = SpikeforgeCore(cfg, w_init, t_init)
-    return verilog.convert(core, name=cfg.top_name, emit_src=False)
+    if cfg.fault in PROTOCOL_FAULTS:
+        from spikeforge.hw.faults import StalledOutputFault
+
+        return StalledOutputFault(core)
+    return core
 
 
-def port_list(cfg: CoreConfig) -> list[dict]:
-    """Ports of the top module as Amaranth names them (flattened streams)."""
-    core = SpikeforgeCore(cfg)
-    core._MustUse__silence = True  # only its signature is needed here
+def top_ports(component: wiring.Component) -> list[tuple[str, Value, None]]:
+    """The component's signature members that are wires, named as Amaranth flattens them.
+
+    A constant member (the `ready` of the always-ready `load` stream) has no wire: Amaranth's
+    `verilog.convert` refuses a Const port (amaranth-lang/amaranth#1574), so it is left out
+    here, and the direction of each port is inferred from its drivers."""
+    ports = []
+    for path, _member, value in component.signature.flatten(component):
+        value = Value.cast(value)
+        if not isinstance(value, Const):
+            ports.append(("__".join(map(str, path)), value, None))
+    return ports
+
+
+def verilog_of(component: wiring.Component, name: str) -> str:
+    from amaranth.back import verilog
+
+    return verilog.convert(component, name=name, ports=top_ports(component), emit_src=False)
+
+
+def verilog_text(cfg: CoreConfig, weights: np.ndarray | None = None, thresholds: np.ndarray | None = None) -> str:
+    return verilog_of(core_component(cfg, weights, thresholds), cfg.top_name)
+
+
+def port_list(component: wiring.Component) -> list[dict]:
+    """Ports of the top module, from the component's metadata (`amaranth.lib.wiring.ComponentMetadata`),
+    less the constant members that have no wire (top_ports)."""
+    wires = {name for name, _, _ in top_ports(component)}
     ports = [{"name": "clk", "dir": "in", "width": 1}, {"name": "rst", "dir": "in", "width": 1}]
-    for path, member, _ in core.signature.flatten(core):
-        name = "__".join(str(p) for p in path)
-        ports.append({
-            "name": name,
-            "dir": "in" if member.flow.name == "In" else "out",
-            "width": Shape.cast(member.shape).width,
-        })
+
+    def walk(members: dict) -> None:
+        for member in members.values():
+            if member["type"] == "port":
+                if member["name"] in wires:
+                    ports.append({"name": member["name"], "dir": member["dir"], "width": member["width"]})
+            else:
+                walk(member["members"])
+
+    walk(component.metadata.as_json()["interface"]["members"])
     return ports
 
 
@@ -91,7 +125,8 @@ def generate(cfg: CoreConfig, out_dir: str | os.PathLike, network=None) -> dict:
             "threshold_words": layout.threshold_words,
             "tiles": [t.__dict__ for t in layout.tiles],
         }
-    text = verilog_text(cfg, weights, thresholds)
+    core = core_component(cfg, weights, thresholds)
+    text = verilog_of(core, cfg.top_name)
     manifest = {
         "schema": "spikeforge-core",
         "schema_version": 1,
@@ -99,7 +134,7 @@ def generate(cfg: CoreConfig, out_dir: str | os.PathLike, network=None) -> dict:
         "verilog": f"{cfg.top_name}.v",
         "config": cfg.to_dict(),
         "config_digest": cfg.digest(),
-        "ports": port_list(cfg),
+        "ports": port_list(core),
         "layout": layout_info,
         "timing_contract": "docs/ARCHITECTURE.md#timing-contract",
     }

@@ -13,9 +13,9 @@ Timing contract (see docs/ARCHITECTURE.md, "Timing contract"):
 
 from __future__ import annotations
 
-from amaranth.hdl import Module, signed, unsigned
+from amaranth.hdl import Module, signed
 from amaranth.lib import wiring
-from amaranth.lib.memory import Memory
+from amaranth.lib.memory import Memory, WritePort
 from amaranth.lib.wiring import In, Out
 
 from spikeforge.hw.config import CoreConfig
@@ -23,6 +23,19 @@ from spikeforge.hw.tokens import Op, token_layout
 
 
 class ProcessingElement(wiring.Component):
+    """One output neuron: accumulator and weight memory (timing contract: the module docstring).
+
+    Members:
+    - `tok_in` (in, token_layout): the west/north neighbour's registered token; its `addr` is
+      read from the weight memory in the same cycle.
+    - `tok_out` (out, token_layout): `tok_in` one cycle later, for the east/south neighbour.
+    - `drain` (in): load `acc_in` into the accumulator (no token in flight).
+    - `acc_in` (in, signed acc_bits): the north neighbour's accumulator, 0 on row 0.
+    - `acc` (out, signed acc_bits): the accumulator.
+    - `wr` (`WritePort.Signature`, addr weight_addr_bits, data signed weight_bits): the weight
+      memory's write port, one word per cycle while `wr.en`.
+    """
+
     def __init__(self, cfg: CoreConfig, init: list[int] | None = None):
         self.cfg = cfg
         self._init = list(init) if init is not None else []
@@ -32,9 +45,7 @@ class ProcessingElement(wiring.Component):
             "drain": In(1),
             "acc_in": In(signed(cfg.acc_bits)),
             "acc": Out(signed(cfg.acc_bits)),
-            "wr_en": In(1),
-            "wr_addr": In(unsigned(cfg.weight_addr_bits)),
-            "wr_data": In(signed(cfg.weight_bits)),
+            "wr": Out(WritePort.Signature(addr_width=cfg.weight_addr_bits, shape=signed(cfg.weight_bits))),
         })
 
     def elaborate(self, platform):
@@ -42,14 +53,11 @@ class ProcessingElement(wiring.Component):
         m = Module()
         m.submodules.weights = mem = Memory(shape=signed(cfg.weight_bits), depth=cfg.weight_depth, init=self._init)
         rd = mem.read_port(domain="sync")
-        wr = mem.write_port()
+        wiring.connect(m, wiring.flipped(self.wr), mem.write_port())
         m.d.comb += [
             rd.addr.eq(self.tok_in.addr),
             # Read only for ACC tokens: bubbles and DOUBLEs cost no memory energy.
             rd.en.eq(self.tok_in.op == Op.ACC),
-            wr.en.eq(self.wr_en),
-            wr.addr.eq(self.wr_addr),
-            wr.data.eq(self.wr_data),
         ]
         m.d.sync += self.tok_out.eq(self.tok_in)
         with m.If(self.drain):

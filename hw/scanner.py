@@ -23,6 +23,16 @@ from spikeforge.hw.tokens import Op
 
 
 class ZeroSkipScanner(wiring.Component):
+    """Spike-mask words in, one active input per cycle out (timing contract: the module docstring).
+
+    Members:
+    - `start` (in): latch `n_words` (in, words_bits) and `n_planes` (in, plane_bits) and begin.
+    - `spikes` (in, stream of skip_window-bit masks): the input beats, planes MSB first.
+    - `op` (out, Op) and `index` (out, index_bits): this cycle's op and, for ACC, the input index.
+    - `done` (out): high in the cycle of the last op of the command.
+    - `busy` (out): high from the cycle after `start` through the cycle of `done`.
+    """
+
     def __init__(self, cfg: CoreConfig):
         self.cfg = cfg
         super().__init__({

@@ -75,7 +75,7 @@ def smoke_case(cfg: CoreConfig, network=None):
 
 def smoke_testbench(cfg: CoreConfig, ports: list[dict], network=None) -> tuple[str, str]:
     """(module name, Verilog text) of the smoke testbench for the core `cfg.top_name`."""
-    from spikeforge.hw.core import command_layout, load_select_bits, output_layout
+    from spikeforge.hw.core import command_layout, load_layout, output_layout
 
     loads, cmd, beats, want = smoke_case(cfg, network)
     width = {p["name"]: int(p["width"]) for p in ports}
@@ -94,9 +94,9 @@ def smoke_testbench(cfg: CoreConfig, ports: list[dict], network=None) -> tuple[s
             word |= (int(v) & ((1 << vb) - 1)) << (out_fields["values"][0] + c * vb)
         expected.append((word, b.cycle))
     w_cmd, w_spk, w_out = width["cmd__payload"], width["spikes__payload"], width["out__payload"]
-    w_sel, w_addr, w_data = width["load__select"], width["load__addr"], width["load__data"]
-    assert w_sel == load_select_bits(cfg)
-    w_load = 1 + w_sel + w_addr + w_data
+    w_load = width["load__payload"]
+    load_fields = _fields(load_layout(cfg))
+    assert w_load == load_layout(cfg).size
     timeout = expected[-1][1] + SLACK_CYCLES
 
     def hexw(bits: int, value: int) -> str:
@@ -104,8 +104,7 @@ def smoke_testbench(cfg: CoreConfig, ports: list[dict], network=None) -> tuple[s
 
     init = []
     for i, (target, sel, addr, data) in enumerate(loads):
-        word = (target << (w_sel + w_addr + w_data)) | (sel << (w_addr + w_data)) | (addr << w_data) \
-            | (data & ((1 << w_data) - 1))
+        word = _pack(load_fields, {"target": target, "select": sel, "addr": addr, "data": data})
         init.append(f"    loads[{i}] = {hexw(w_load, word)};")
     init += [f"    beats_in[{i}] = {hexw(w_spk, int(v))};" for i, v in enumerate(beats)]
     for i, (word, cycle) in enumerate(expected):
@@ -138,10 +137,7 @@ module {name};
   wire out_valid;
   reg out_ready = 1'b0;
   reg load_valid = 1'b0;
-  reg load_target = 1'b0;
-  reg [{w_sel - 1}:0] load_select = {w_sel}'h0;
-  reg [{w_addr - 1}:0] load_addr = {w_addr}'h0;
-  reg [{w_data - 1}:0] load_data = {w_data}'h0;
+  reg [{w_load - 1}:0] load_payload = {w_load}'h0;  // the load stream is always ready
   wire idle;
 
   {top} dut (
@@ -149,12 +145,11 @@ module {name};
     .cmd__payload(cmd_payload), .cmd__valid(cmd_valid), .cmd__ready(cmd_ready),
     .spikes__payload(spk_payload), .spikes__valid(spk_valid), .spikes__ready(spk_ready),
     .out__payload(out_payload), .out__valid(out_valid), .out__ready(out_ready),
-    .load__valid(load_valid), .load__target(load_target), .load__select(load_select),
-    .load__addr(load_addr), .load__data(load_data),
+    .load__payload(load_payload), .load__valid(load_valid),
     .idle(idle)
   );
 
-  reg [{w_load - 1}:0] loads [0:{max(n_loads, 1) - 1}];  // {{target, select, addr, data}}
+  reg [{w_load - 1}:0] loads [0:{max(n_loads, 1) - 1}];  // load_layout: {{target, select, addr, data}}
   reg [{w_spk - 1}:0] beats_in [0:{n_in - 1}];
   reg [{w_out - 1}:0] want [0:{n_out - 1}];
   integer want_cycle [0:{n_out - 1}];
@@ -174,7 +169,7 @@ module {name};
       if (edges == 1) begin  // the second rising edge: reset ends
         rst <= 1'b0;
         if (N_LOADS > 0) begin
-          {{load_target, load_select, load_addr, load_data}} <= loads[0];
+          load_payload <= loads[0];
           load_valid <= 1'b1;
           li <= 1;
           phase <= 1;
@@ -186,7 +181,7 @@ module {name};
       end
     end else if (phase == 1) begin
       if (li < N_LOADS) begin
-        {{load_target, load_select, load_addr, load_data}} <= loads[li];
+        load_payload <= loads[li];
         li <= li + 1;
       end else begin
         load_valid <= 1'b0;

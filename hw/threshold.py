@@ -13,13 +13,25 @@ from __future__ import annotations
 
 from amaranth.hdl import Module, signed, unsigned
 from amaranth.lib import data, wiring
-from amaranth.lib.memory import Memory
+from amaranth.lib.memory import Memory, WritePort
 from amaranth.lib.wiring import In, Out
 
 from spikeforge.hw.config import CoreConfig
 
 
 class ThresholdUnit(wiring.Component):
+    """C threshold memories and comparators (timing contract: the module docstring).
+
+    Members:
+    - `addr` (in, threshold_addr_bits), `en` (in): read address and enable; the threshold is
+      there in the next cycle and holds while `en` is low.
+    - `acc` (in, C x signed acc_bits): the accumulators of the bottom PE row.
+    - `value` (out, C x signed acc_bits+1): acc - T, combinational.
+    - `spike` (out, C bits): value >= 0, combinational.
+    - `wr` (`WritePort.Signature`, addr threshold_addr_bits, data signed threshold_bits) and
+      `wr_col` (in): write one threshold of column `wr_col` per cycle while `wr.en`.
+    """
+
     def __init__(self, cfg: CoreConfig, init: list[list[int]] | None = None):
         self.cfg = cfg
         self._init = init if init is not None else [[] for _ in range(cfg.cols)]
@@ -30,10 +42,8 @@ class ThresholdUnit(wiring.Component):
             "acc": In(data.ArrayLayout(signed(cfg.acc_bits), cols)),
             "value": Out(data.ArrayLayout(signed(cfg.acc_bits + 1), cols)),
             "spike": Out(cols),
-            "wr_en": In(1),
+            "wr": Out(WritePort.Signature(addr_width=cfg.threshold_addr_bits, shape=signed(cfg.threshold_bits))),
             "wr_col": In(unsigned(max(1, (cols - 1).bit_length()))),
-            "wr_addr": In(unsigned(cfg.threshold_addr_bits)),
-            "wr_data": In(signed(cfg.threshold_bits)),
         })
 
     def elaborate(self, platform):
@@ -47,9 +57,9 @@ class ThresholdUnit(wiring.Component):
             m.d.comb += [
                 rd.addr.eq(self.addr),
                 rd.en.eq(self.en),
-                wr.en.eq(self.wr_en & (self.wr_col == col)),
-                wr.addr.eq(self.wr_addr),
-                wr.data.eq(self.wr_data),
+                wr.en.eq(self.wr.en & (self.wr_col == col)),
+                wr.addr.eq(self.wr.addr),
+                wr.data.eq(self.wr.data),
                 self.value[col].eq(self.acc[col] - rd.data),
             ]
             if cfg.fault == "comparator_off_by_one":

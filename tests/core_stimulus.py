@@ -1,13 +1,13 @@
-"""Constrained-random stimulus for the core: shared by the Amaranth and cocotb tests."""
+"""Test settings shared by the Amaranth and cocotb tests: the printed seed, vector counts, a small config.
+
+The stimulus itself is sim/rtl/stimulus.py (the one generator, also used by `spikeforge verify`).
+"""
 
 from __future__ import annotations
 
 import os
 
-import numpy as np
-
 from spikeforge.hw.config import CoreConfig
-from spikeforge.sim.cycle import Command, encode_input
 
 
 def stimulus_seed(default: int = 20261123) -> int:
@@ -30,36 +30,12 @@ def tile_config(rows: int, cols: int, weight_bits: int) -> CoreConfig:
     )
 
 
-def random_memories(cfg: CoreConfig, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-    """Weights with the range's extremes over-represented; thresholds up to the register's limits."""
-    weights = rng.integers(cfg.weight_min, cfg.weight_max + 1, size=(cfg.pes, cfg.weight_depth))
-    corner = rng.random(weights.shape)
-    weights[corner < 0.1] = cfg.weight_min
-    weights[corner > 0.9] = cfg.weight_max
-    span = 1 << (cfg.weight_bits + 3)
-    thresholds = rng.integers(-span, span, size=(cfg.cols, cfg.threshold_depth))
-    corner = rng.random(thresholds.shape)
-    thresholds[corner < 0.05] = cfg.threshold_min
-    thresholds[corner > 0.95] = cfg.threshold_max
-    return weights, thresholds
-
-
-def random_commands(cfg: CoreConfig, rng: np.random.Generator, count: int) -> list[tuple[Command, list[int]]]:
-    """Commands with random fan-in, planes and density, incl. no spikes, all spikes, max fan-in."""
-    commands = []
-    for n in range(count):
-        corner = n % 8
-        fan_in = cfg.max_inputs if corner in (0, 5) else int(rng.integers(1, cfg.max_inputs + 1))
-        planes = int(rng.integers(1, cfg.max_input_bits + 1))
-        if corner == 1:
-            values = np.zeros(fan_in, dtype=np.int64)  # no spikes
-        elif corner in (2, 5):
-            values = np.full(fan_in, (1 << planes) - 1)  # all spikes / all ones
-        else:
-            density = float(rng.choice([0.02, 0.1, 0.3, 0.6, rng.random()]))
-            values = rng.integers(0, 1 << planes, size=fan_in) * (rng.random(fan_in) < density)
-        n_words, beats = encode_input(values, planes, cfg.skip_window)
-        base = int(rng.integers(0, cfg.weight_depth - n_words * cfg.skip_window + 1))
-        tbase = int(rng.integers(0, cfg.threshold_depth - cfg.rows + 1))
-        commands.append((Command(n_words, planes, base, tbase), beats))
-    return commands
+# The mismatch each injected fault (hw/config.py FAULTS) must produce: the scoreboard's `what`
+# for the data faults, the protocol monitor's for the stream faults.
+FAULT_MISMATCH = {
+    "comparator_off_by_one": "spike",
+    "drop_first_index": "value",
+    "no_double": "value",
+    "out_valid_drops_while_stalled": "out valid dropped",
+    "out_payload_changes_while_stalled": "out payload changed",
+}

@@ -1,10 +1,12 @@
-"""Each block of the core in Amaranth's simulator against a reference written from its contract."""
+"""Each block of the core in Amaranth's simulator against its reference model (tests/block_models.py,
+shared with the cocotb block tests)."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 from amaranth.sim import Simulator
+from block_models import PeModel, ThresholdModel, scanner_reference
 from core_stimulus import stimulus_seed
 
 from spikeforge.hw.config import CoreConfig
@@ -12,7 +14,6 @@ from spikeforge.hw.pe import ProcessingElement
 from spikeforge.hw.scanner import ZeroSkipScanner
 from spikeforge.hw.threshold import ThresholdUnit
 from spikeforge.hw.tokens import Op
-from spikeforge.integer_network import wrap_signed
 from spikeforge.sim.cycle import encode_input
 
 
@@ -38,25 +39,17 @@ def test_pe_accumulates_doubles_drains(weight_bits):
     drains = rng.random(cycles) < 0.05
     acc_in = rng.integers(cfg.acc_min, cfg.acc_max + 1, size=cycles)
 
+    model = PeModel(cfg, list(map(int, mem)))
+
     async def bench(ctx):
-        acc, tok_op, tok_addr = 0, Op.NONE, 0
         for t in range(cycles):
             ctx.set(dut.tok_in.op, ops[t])
             ctx.set(dut.tok_in.addr, int(addrs[t]))
             ctx.set(dut.drain, bool(drains[t]))
             ctx.set(dut.acc_in, int(acc_in[t]))
-            assert ctx.get(dut.acc) == acc, f"cycle {t}: acc {ctx.get(dut.acc)} != {acc} (seed {seed})"
-            assert ctx.get(dut.tok_out.op) == tok_op, f"cycle {t}: token not forwarded (seed {seed})"
-            # Reference: the registered token is applied with the weight read for it last cycle.
-            if drains[t]:
-                nxt = int(acc_in[t])
-            elif tok_op == Op.ACC:
-                nxt = int(wrap_signed(acc + int(mem[tok_addr]), cfg.acc_bits))
-            elif tok_op == Op.DOUBLE:
-                nxt = int(wrap_signed(acc << 1, cfg.acc_bits))
-            else:
-                nxt = acc
-            acc, tok_op, tok_addr = nxt, Op(ops[t]), int(addrs[t])
+            assert ctx.get(dut.acc) == model.acc, f"cycle {t}: acc {ctx.get(dut.acc)} != {model.acc} (seed {seed})"
+            assert ctx.get(dut.tok_out.op).value == model.tok_out[0], f"cycle {t}: token not forwarded (seed {seed})"
+            model.step(Op(ops[t]).value, int(addrs[t]), int(drains[t]), int(acc_in[t]))
             await ctx.tick()
 
     run(dut, bench)
@@ -77,14 +70,14 @@ def test_scanner_emits_active_indices_per_contract(window):
         if density == 1.0:
             values[:] = (1 << planes) - 1
         n_words, beats = encode_input(values, planes, window)
-        expect = []
-        for p in range(planes):
-            if p:
-                expect.append((Op.DOUBLE, 0))
-            for w in range(n_words):
-                word = beats[p * n_words + w]
-                bits = [b for b in range(window) if word >> b & 1]
-                expect.extend([(Op.ACC, w * window + b) for b in bits] or [(Op.NONE, 0)])
+        ops, done_cycle = scanner_reference(cfg, n_words, planes, beats)
+        # One entry per cycle c0+2 .. done: the reference's ops, NONE in an empty word's cycle.
+        expect, cycle = [], 2
+        for when, op, index in ops:
+            expect.extend([(Op.NONE, 0)] * (when - cycle))
+            expect.append((Op(op), index))
+            cycle = when + 1
+        expect.extend([(Op.NONE, 0)] * (done_cycle + 1 - cycle))
         jobs.append((n_words, planes, beats, expect))
 
     async def bench(ctx):
@@ -132,19 +125,20 @@ def test_threshold_unit_compares_at_the_limits(cols):
     accs[5::11] = table[:, 4]
     addrs[4::11] = 4
 
+    model = ThresholdModel(cfg, [list(map(int, row)) for row in table])
+
     async def bench(ctx):
-        prev = None
         for t in range(300):
             ctx.set(dut.addr, int(addrs[t]))
             ctx.set(dut.en, 1)
             ctx.set(dut.acc, [int(a) for a in accs[t]])
-            if prev is not None:
+            want = model.outputs(list(accs[t]))
+            if want is not None:
                 for c in range(cols):
-                    want = int(accs[t][c]) - int(table[c, prev])
                     got = ctx.get(dut.value[c])
-                    assert got == want, f"cycle {t} col {c}: value {got} != {want} (seed {seed})"
-                    assert bool(ctx.get(dut.spike) >> c & 1) == (want >= 0), f"cycle {t} col {c}: spike (seed {seed})"
-            prev = int(addrs[t])
+                    assert got == want[0][c], f"cycle {t} col {c}: value {got} != {want[0][c]} (seed {seed})"
+                    assert (ctx.get(dut.spike) >> c & 1) == want[1][c], f"cycle {t} col {c}: spike (seed {seed})"
+            model.step(int(addrs[t]), 1)
             await ctx.tick()
 
     run(dut, bench)

@@ -1,5 +1,6 @@
-"""Block tests under cocotb: the PE, the zero-skip front end and the threshold unit, each against a
-small reference model written here from the block's docstring contract.
+"""Block tests under cocotb: the PE, the zero-skip front end and the threshold unit, each against
+its reference model (tests/block_models.py, written from the block's docstring contract and
+shared with the Amaranth block tests).
 
 Each block is converted on its own (`amaranth.back.verilog.convert(component, name="sf_<block>_block")`)
 and simulated by sim/rtl/benches/tb_blocks.py. Stimulus is constrained-random with a printed seed
@@ -13,17 +14,15 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from block_models import ACC, DOUBLE, NONE, PeModel, ThresholdModel, scanner_reference
 from core_stimulus import stimulus_seed
 
 from spikeforge.hw.config import CoreConfig
 from spikeforge.hw.tokens import token_layout
-from spikeforge.integer_network import wrap_signed
 from spikeforge.sim import rtl
 from spikeforge.sim.cycle import encode_input
 
 pytestmark = pytest.mark.cocotb
-
-NONE, ACC, DOUBLE = 0, 1, 2
 
 # Narrow widths so that the corners (wrap-around, register limits) are reachable in a few
 # hundred cycles; max_inputs 40 is five 8-bit words, not a multiple of the word size.
@@ -65,35 +64,6 @@ def fail_with_waves(message: str, rerun) -> None:
 # processing element
 
 
-class PeModel:
-    """hw/pe.py's contract: the token in cycle y reads W[addr]; the PE registers the token (tok_out
-    in y+1) and applies it at the end of y+1: ACC adds, DOUBLE shifts left, NONE holds; drain
-    loads acc_in. The accumulator wraps at acc_bits."""
-
-    def __init__(self, cfg: CoreConfig) -> None:
-        self.cfg = cfg
-        self.mem = [0] * cfg.weight_depth
-        self.tok_out = (NONE, 0)
-        self.rdata = 0
-        self.acc = 0
-
-    def step(self, op: int, addr: int, drain: int, acc_in: int, wr_en: int, wr_addr: int, wr_data: int) -> None:
-        bits = self.cfg.acc_bits
-        if drain:
-            acc = acc_in
-        elif self.tok_out[0] == ACC:
-            acc = self.acc + self.rdata
-        elif self.tok_out[0] == DOUBLE:
-            acc = self.acc << 1
-        else:
-            acc = self.acc
-        self.acc = int(wrap_signed(np.int64(acc), bits))
-        self.rdata = self.mem[addr]  # synchronous read of the old contents
-        if wr_en:
-            self.mem[wr_addr] = wr_data
-        self.tok_out = (op, addr)
-
-
 def pe_stimulus(cfg: CoreConfig, rng: np.random.Generator) -> list[tuple[int, ...]]:
     """(op, addr, drain, acc_in, wr_en, wr_addr, wr_data) per cycle."""
     depth = cfg.weight_depth
@@ -133,7 +103,7 @@ def check_pe(cfg: CoreConfig, sim: str, seed: int) -> None:
     def pack_token(op: int, addr: int) -> int:
         return (op << tok["op"][0]) | (addr << tok["addr"][0])
 
-    inputs = ["tok_in", "drain", "acc_in", "wr_en", "wr_addr", "wr_data"]
+    inputs = ["tok_in", "drain", "acc_in", "wr__en", "wr__addr", "wr__data"]
     vectors = [[pack_token(op, addr), drain, unsigned(acc_in, cfg.acc_bits), wr_en, wr_addr,
                 unsigned(wr_data, cfg.weight_bits)] for op, addr, drain, acc_in, wr_en, wr_addr, wr_data in stim]
     outputs = ["tok_out", "acc"]
@@ -161,27 +131,6 @@ def test_pe_matches_reference(cfg: CoreConfig, sim: str) -> None:
 
 # --------------------------------------------------------------------------------------------
 # zero-skip front end
-
-
-def scanner_reference(cfg: CoreConfig, n_words: int, n_planes: int, beats: list[int]) -> list[tuple[int, int, int]]:
-    """hw/scanner.py's contract, no stalls: (cycle - c0, op, index) of every op. Each word costs
-    max(1, popcount) cycles (ACC per set bit, lowest first; an empty word one idle cycle), one
-    DOUBLE between planes; ops occupy cycles c0+2 .. c0+1+S and `done` is high in the last."""
-    ops, cycle = [], 2
-    window = cfg.skip_window
-    for plane in range(n_planes):
-        if plane:
-            ops.append((cycle, DOUBLE, 0))
-            cycle += 1
-        for w in range(n_words):
-            word = beats[plane * n_words + w]
-            if word == 0:
-                cycle += 1
-            for bit in range(window):
-                if word >> bit & 1:
-                    ops.append((cycle, ACC, w * window + bit))
-                    cycle += 1
-    return ops, cycle - 1  # ops and the done cycle
 
 
 def scanner_commands(cfg: CoreConfig, rng: np.random.Generator, count: int) -> list[tuple[int, int, list[int], int]]:
@@ -243,28 +192,6 @@ def test_scanner_matches_reference(sim: str, stalls: bool) -> None:
 # threshold unit
 
 
-class ThresholdModel:
-    """hw/threshold.py's contract: addr/en in cycle y -> threshold in y+1 (holds when en=0);
-    value = acc - T exact in acc_bits+1 bits, spike = value >= 0, combinational."""
-
-    def __init__(self, cfg: CoreConfig) -> None:
-        self.cfg = cfg
-        self.mem = [[0] * cfg.threshold_depth for _ in range(cfg.cols)]
-        self.rdata: list[int] | None = None  # unknown until the first read
-
-    def outputs(self, acc: list[int]) -> tuple[list[int], list[int]] | None:
-        if self.rdata is None:
-            return None
-        values = [a - t for a, t in zip(acc, self.rdata, strict=True)]
-        return values, [int(v >= 0) for v in values]
-
-    def step(self, addr: int, en: int, wr_en: int, wr_col: int, wr_addr: int, wr_data: int) -> None:
-        if en:
-            self.rdata = [self.mem[c][addr] for c in range(self.cfg.cols)]
-        if wr_en:
-            self.mem[wr_col][wr_addr] = wr_data
-
-
 def check_threshold(cfg: CoreConfig, sim: str, seed: int) -> None:
     rng = np.random.default_rng(seed)
     cols, depth, ab = cfg.cols, cfg.threshold_depth, cfg.acc_bits
@@ -296,7 +223,7 @@ def check_threshold(cfg: CoreConfig, sim: str, seed: int) -> None:
                 else:
                     acc.append(int(rng.integers(cfg.acc_min, cfg.acc_max + 1)))
             add(addr, en, 0, 0, 0, 0, acc)
-    inputs = ["addr", "en", "wr_en", "wr_col", "wr_addr", "wr_data", "acc"]
+    inputs = ["addr", "en", "wr__en", "wr_col", "wr__addr", "wr__data", "acc"]
     vectors = [[addr, en, wr_en, wr_col, wr_addr, unsigned(wr_data, cfg.threshold_bits),
                 sum(unsigned(a, ab) << (c * ab) for c, a in enumerate(acc))]
                for addr, en, wr_en, wr_col, wr_addr, wr_data, acc in rows]

@@ -2,17 +2,19 @@
 golden model `sim.cycle.run_tile`: every output value and spike, and the cycle at which each
 beat leaves the core, over constrained-random tile vectors on six array shapes.
 
-Stimulus comes from tests/core_stimulus.py (the same generator as the Amaranth tests) plus
-thresholds pinned to the exact accumulator (acc == T). Seeds are printed; SPIKEFORGE_SEED reruns
-and SPIKEFORGE_VECTORS sets the vectors per shape. On a mismatch the failure names the case,
-command, output index, expected vs got, cycle and seed, and the waveform of a rerun.
+Stimulus comes from sim/rtl/stimulus.py (the same generator as the Amaranth tests and
+`spikeforge verify`) plus thresholds pinned to the exact accumulator (acc == T); the stream parts,
+monitors and stall schedule are sim/rtl/streams.py's, shared with the Amaranth bench. Seeds are
+printed; SPIKEFORGE_SEED reruns and SPIKEFORGE_VECTORS sets the vectors per shape. On a mismatch
+the failure names the case, command, output index, expected vs got, cycle and seed, and the
+waveform of a rerun.
 """
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
-from core_stimulus import random_commands, random_memories, stimulus_seed, tile_config, vector_count
+from core_stimulus import stimulus_seed, tile_config, vector_count
 
 from spikeforge.sim import rtl
 from spikeforge.sim.driver import golden_run
@@ -32,8 +34,8 @@ def make_cases(cfg, seed: int, count: int, memories: int = 2, stalls: bool = Fal
     rng = np.random.default_rng(seed)
     cases = []
     for m in range(memories):
-        weights, thresholds = random_memories(cfg, rng)
-        commands = random_commands(cfg, rng, max(1, count // memories))
+        weights, thresholds = rtl.random_memories(cfg, rng)
+        commands = rtl.random_commands(cfg, rng, max(1, count // memories))
         case = TileCase(weights, thresholds, commands, stall_seed=seed + m if stalls else None)
         rtl.pin_thresholds(cfg, case, rng)
         cases.append(case)
@@ -62,9 +64,9 @@ def test_array_matches_golden(rows: int, cols: int, weight_bits: int, verilator_
 
 @pytest.mark.parametrize("rows,cols,weight_bits", [(3, 5, 4), (1, 1, 8)], ids=["3x5-w4", "1x1-w8"])
 def test_backpressure_changes_timing_not_results(rows: int, cols: int, weight_bits: int, verilator_tool) -> None:
-    """Random stalls on cmd/spikes valid and out ready: every result equal to the model's; the
-    cycles differ from the model's but equal the Amaranth simulation's with the same stall seed
-    (both testbenches draw the stall decisions in the same order)."""
+    """Stalls on every stream (sources hold valid until the transfer, the sink drops ready): every
+    result equal to the model's, no protocol violation; the cycles differ from the model's but
+    equal the Amaranth simulation's with the same stall seed (one StallSchedule for both)."""
     from spikeforge.sim.rtl.amaranth_sim import simulate_commands
 
     cfg = tile_config(rows, cols, weight_bits)

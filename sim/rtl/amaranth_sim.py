@@ -1,91 +1,64 @@
 """Run commands on the generated core in Amaranth's simulator (Python, no external tools).
 
-Used by the block/array tests and as a `verify --sim amaranth` backend. The cocotb/Verilator
-regression drives the same streams the same way (sim/rtl/benches/).
+Used by the block/array tests and as a backend of the NetworkDriver. The stream logic (sources,
+sink, monitors, stall schedule, command loop) is sim/rtl/streams.py's `CoreHarness`, the same
+object the cocotb bench (sim/rtl/benches/sf_bench.py) steps; this module only maps its port
+names to the Amaranth signals and advances the clock.
 """
 
 from __future__ import annotations
 
-import random
-
 import numpy as np
+from amaranth.hdl import Value
 from amaranth.sim import Simulator
 
 from spikeforge.hw.config import CoreConfig
-from spikeforge.hw.core import SpikeforgeCore
-from spikeforge.sim.cycle import Command, OutputBeat
+from spikeforge.hw.generate import core_component
+from spikeforge.sim.cycle import Command
 from spikeforge.sim.driver import TileOutcome
+from spikeforge.sim.rtl.streams import CoreHarness, ProtocolViolation, StallSchedule
 
 
-def build_core(cfg: CoreConfig, weights: np.ndarray | None, thresholds: np.ndarray | None) -> SpikeforgeCore:
-    w_init = [list(map(int, row)) for row in weights] if weights is not None else None
-    t_init = [list(map(int, row)) for row in thresholds] if thresholds is not None else None
-    return SpikeforgeCore(cfg, w_init, t_init)
+class ProtocolError(AssertionError):
+    """A stream of the core broke the valid/ready rules; `violations` says where and how."""
+
+    def __init__(self, violations: list[ProtocolViolation], schedule: StallSchedule) -> None:
+        self.violations = violations
+        first = violations[0].message()
+        super().__init__(f"{first} ({len(violations)} violation(s); {schedule.describe()})")
 
 
-def simulate_commands(
-    cfg: CoreConfig,
-    weights: np.ndarray | None,
-    thresholds: np.ndarray | None,
-    commands: list[tuple[Command, list[int]]],
-    stall_seed: int | None = None,
-    stall_prob: float = 0.3,
-    max_cycles: int = 10_000_000,
-    vcd_path: str | None = None,
-) -> list[TileOutcome]:
-    """Drive the commands back to back; with stall_seed, randomly drop valid/ready."""
-    dut = build_core(cfg, weights, thresholds)
-    rng = random.Random(stall_seed)
-    stalls = stall_seed is not None
-    results: list[TileOutcome] = []
+class AmaranthPorts:
+    """The `Ports` of sim/rtl/streams.py on an Amaranth testbench context."""
+
+    def __init__(self, ctx, dut) -> None:
+        self.ctx = ctx
+        self.signals = {"__".join(map(str, path)): Value.cast(value)
+                        for path, _, value in dut.signature.flatten(dut)}
+
+    def set(self, name: str, value: int) -> None:
+        self.ctx.set(self.signals[name], value)
+
+    def get(self, name: str) -> int:
+        return self.ctx.get(self.signals[name])
+
+
+def run_harness(dut, cfg: CoreConfig, commands: list[tuple[Command, list[int]]], stall_seed: int | None = None,
+                max_cycles: int = 10_000_000, vcd_path: str | None = None) -> CoreHarness:
+    """Step a CoreHarness over `dut` (a core, or a test-only faulty one) until every command is
+    done; the harness holds the outcomes and the monitors' violations."""
+    schedule = StallSchedule(stall_seed)
+    harness = CoreHarness(cfg, commands, schedule)
 
     async def bench(ctx):
-        cycle = 0
-        cmd_i = 0  # next command to present
-        beat_i = 0  # next spike beat of the command being scanned
-        scanning = None  # index of the command whose beats are being sent
-        pending_beats: list[int] = []
-        done_tiles = 0
-        while done_tiles < len(commands):
-            if cycle > max_cycles:
+        ports = AmaranthPorts(ctx, dut)
+        while not harness.finished:
+            if harness.cycle > max_cycles:
                 raise RuntimeError(f"core did not finish within {max_cycles} cycles")
-            present_cmd = cmd_i < len(commands) and scanning is None and not (stalls and rng.random() < stall_prob)
-            if present_cmd:
-                cmd, _ = commands[cmd_i]
-                ctx.set(dut.cmd.payload.n_words, cmd.n_words)
-                ctx.set(dut.cmd.payload.n_planes, cmd.n_planes)
-                ctx.set(dut.cmd.payload.weight_base, cmd.weight_base)
-                ctx.set(dut.cmd.payload.threshold_base, cmd.threshold_base)
-            ctx.set(dut.cmd.valid, present_cmd)
-            present_beat = beat_i < len(pending_beats) and not (stalls and rng.random() < stall_prob)
-            if present_beat:
-                ctx.set(dut.spikes.payload, pending_beats[beat_i])
-            ctx.set(dut.spikes.valid, present_beat)
-            ready = not (stalls and rng.random() < stall_prob)
-            ctx.set(dut.out.ready, ready)
-
-            cmd_fire = present_cmd and ctx.get(dut.cmd.ready)
-            beat_fire = present_beat and ctx.get(dut.spikes.ready)
-            if ready and ctx.get(dut.out.valid):
-                payload = ctx.get(dut.out.payload)
-                values = tuple(int(payload.values[c]) for c in range(cfg.cols))
-                spikes = tuple(bool(int(payload.spikes) >> c & 1) for c in range(cfg.cols))
-                tile = results[done_tiles]
-                tile.beats.append(OutputBeat(int(payload.row), bool(payload.last), spikes, values, cycle))
-                if payload.last:
-                    done_tiles += 1
+            harness.drive(ports)
+            harness.sample(ports)
             await ctx.tick()
-            if cmd_fire:
-                results.append(TileOutcome(cycle, []))
-                scanning = cmd_i
-                pending_beats = commands[cmd_i][1]
-                beat_i = 0
-                cmd_i += 1
-            if beat_fire:
-                beat_i += 1
-                if beat_i == len(pending_beats):
-                    scanning = None
-            cycle += 1
+        harness.quiet(ports)
 
     sim = Simulator(dut)
     sim.add_clock(1e-8)
@@ -95,4 +68,21 @@ def simulate_commands(
             sim.run()
     else:
         sim.run()
-    return results
+    return harness
+
+
+def simulate_commands(
+    cfg: CoreConfig,
+    weights: np.ndarray | None,
+    thresholds: np.ndarray | None,
+    commands: list[tuple[Command, list[int]]],
+    stall_seed: int | None = None,
+    max_cycles: int = 10_000_000,
+    vcd_path: str | None = None,
+) -> list[TileOutcome]:
+    """Drive the commands back to back (with stall_seed, the StallSchedule's stalls on every
+    stream); raise ProtocolError when a monitor saw a stream break the rules."""
+    harness = run_harness(core_component(cfg, weights, thresholds), cfg, commands, stall_seed, max_cycles, vcd_path)
+    if harness.violations:
+        raise ProtocolError(harness.violations, harness.schedule)
+    return harness.outcomes

@@ -38,8 +38,8 @@ BENCH_DIR = Path(__file__).resolve().parent / "benches"
 HW_DIR = PACKAGE_ROOT / "hw"
 TIMESCALE = ("1ns", "1ps")
 # The hw/ modules the generated Verilog depends on (synthesis scripts etc. are left out).
-RTL_SOURCES = ("lint_waivers.vlt", "config.py", "core.py", "generate.py", "pe.py", "scanner.py", "threshold.py",
-               "tokens.py")
+RTL_SOURCES = ("lint_waivers.vlt", "config.py", "core.py", "faults.py", "generate.py", "pe.py", "scanner.py",
+               "threshold.py", "tokens.py")
 
 
 class RtlError(SpikeforgeError):
@@ -88,7 +88,7 @@ def _source_hash() -> str:
 
 def block_verilog(kind: str, cfg: CoreConfig, network: IntegerNetwork | None = None) -> tuple[str, str]:
     """(top module name, Verilog text) of the core or one of its blocks for `cfg`."""
-    from amaranth.back import verilog
+    from spikeforge.hw.generate import verilog_of
 
     if kind == "core":
         from spikeforge.hw.generate import verilog_text
@@ -115,7 +115,7 @@ def block_verilog(kind: str, cfg: CoreConfig, network: IntegerNetwork | None = N
         raise RtlError(f"block {kind!r} is unknown; use one of {', '.join(BLOCKS)}")
     # Module names end in _block: none of the blocks has a port of that name.
     top = f"sf_{kind}_block"
-    return top, verilog.convert(component, name=top, emit_src=False)
+    return top, verilog_of(component, top)
 
 
 def icarus_compatible(text: str) -> str:

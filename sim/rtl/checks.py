@@ -2,7 +2,8 @@
 
 `check_tiles` and `check_network` run commands or whole images on the RTL (cocotb on Verilator
 or Icarus), compare every beat (values, spikes, row, last) and the cycle at which it left the
-core with the golden models (`NetworkDriver.golden_backend`), and on a mismatch rerun that case
+core with the golden models (`NetworkDriver.golden_backend`), fail on any stream-rule violation
+the bench's monitors saw (sim/rtl/streams.py), and on a mismatch rerun that case
 with waveforms on and report layer, tile, output index, expected vs got, cycle, seed and the
 waveform's path.
 
@@ -22,7 +23,7 @@ from spikeforge.integer_network import IntegerNetwork
 from spikeforge.sim.driver import NetworkDriver, golden_run
 from spikeforge.sim.rtl.build import RtlError, build, waves_path
 from spikeforge.sim.rtl.runner import run_job
-from spikeforge.sim.rtl.scoreboard import CheckReport, Mismatch, compare_outcomes, outcome_from_json
+from spikeforge.sim.rtl.scoreboard import CheckReport, Mismatch, compare_outcomes, outcome_from_json, protocol_mismatch
 from spikeforge.sim.rtl.stimulus import TileCase, case_json
 
 
@@ -53,16 +54,20 @@ def check_tiles(cfg: CoreConfig, cases: Sequence[TileCase], sim: str = "verilato
         want = golden_run(cfg, case.weights, case.thresholds, case.commands)
         report.vectors += len(case.commands)
         timed = case.stall_seed is None
-        # Bits first (ignoring time), then time: the report says which of the two failed.
+        # Bits first (ignoring time), then the stream rules, then time: the report says which failed.
         bad = compare_outcomes(cfg, want, got, cycles=False, seed=seed,
                                label=lambda n, r, c, i=index: (f"case {i}, tile (command {n})", r * cfg.cols + c))
+        if bad is not None:
+            report.bit_exact = False
+        else:
+            bad = protocol_mismatch(raw.get("protocol", []), f"case {index}", seed)
+            if bad is not None:
+                report.protocol_clean = False
         if bad is None and timed:
             bad = compare_outcomes(cfg, want, got, cycles=True, seed=seed,
                                    label=lambda n, r, c, i=index: (f"case {i}, tile (command {n})", r * cfg.cols + c))
             if bad is not None:
                 report.cycle_exact = False
-        elif bad is not None:
-            report.bit_exact = False
         if bad is not None:
             if waves_on_failure:
                 one = {"config": cfg.to_dict(), "cases": [case_json(case)]}
@@ -152,6 +157,10 @@ def _compare_image(driver: NetworkDriver, i: int, want, raw: dict, timed: bool, 
         bad = compare_outcomes(cfg, trace.outcomes, got, cycles=False, seed=seed, label=label)
         if bad is not None:
             report.bit_exact = False
+            return bad
+        bad = protocol_mismatch(got_layer.get("protocol", []), f"image {i}, layer {index}", seed)
+        if bad is not None:
+            report.protocol_clean = False
             return bad
         out = np.asarray(got_layer["output"]).astype(np.int64).reshape(-1)
         ref = np.asarray(trace.output).astype(np.int64).reshape(-1)

@@ -2,7 +2,8 @@
 
 `compare_outcomes` finds the first difference (values, spikes, row/last, accept and output
 cycles) between two lists of tile outcomes and names it as a `Mismatch` (layer, tile, output,
-expected vs got, cycle, seed, waveform). `CheckReport` collects the verdicts of one check.
+expected vs got, cycle, seed, waveform); `protocol_mismatch` names the first stream-rule
+violation the bench's monitors saw. `CheckReport` collects the verdicts of one check.
 """
 
 from __future__ import annotations
@@ -74,6 +75,17 @@ def compare_outcomes(cfg: CoreConfig, expected: Sequence[TileOutcome], got: Sequ
     return None
 
 
+def protocol_mismatch(violations: Sequence[dict], where: str, seed: int | None) -> Mismatch | None:
+    """The first stream-rule violation a bench's monitors recorded (sim/rtl/streams.py
+    ProtocolViolation as JSON), as a Mismatch whose `what` is e.g. "out valid dropped"."""
+    if not violations:
+        return None
+    v = min(violations, key=lambda v: int(v["cycle"]))
+    got = "valid low" if v["what"] == "valid dropped" else f"payload {int(v['got']):#x}"
+    expected = "valid high" if v["what"] == "valid dropped" else f"payload {int(v['expected']):#x}"
+    return Mismatch(f"{v['stream']} {v['what']}", f"{where}, stream {v['stream']} (beat presented in cycle "
+                    f"{v['held_since']}, not yet transferred)", expected, got, int(v["cycle"]), seed)
+
 
 @dataclass
 class CheckReport:
@@ -84,6 +96,7 @@ class CheckReport:
     bit_exact: bool = True
     cycle_exact: bool = True
     predictions_equal: bool = True
+    protocol_clean: bool = True  # every stream kept valid and payload until the transfer
     sim_cycles: int = 0
     sim_seconds: float = 0.0
     build_seconds: float = 0.0
@@ -92,7 +105,8 @@ class CheckReport:
 
     @property
     def ok(self) -> bool:
-        return self.bit_exact and self.cycle_exact and self.predictions_equal and self.mismatch is None
+        return (self.bit_exact and self.cycle_exact and self.predictions_equal and self.protocol_clean
+                and self.mismatch is None)
 
     @property
     def cycles_per_second(self) -> float:
@@ -102,7 +116,7 @@ class CheckReport:
         return {
             "sim": self.sim, "shape": self.shape, "vectors": self.vectors, "images": self.images,
             "bit_exact": self.bit_exact, "cycle_exact": self.cycle_exact,
-            "predictions_equal": self.predictions_equal, "ok": self.ok,
+            "predictions_equal": self.predictions_equal, "protocol_clean": self.protocol_clean, "ok": self.ok,
             "sim_cycles": self.sim_cycles, "sim_seconds": round(self.sim_seconds, 3),
             "sim_cycles_per_s": round(self.cycles_per_second, 1), "build_seconds": round(self.build_seconds, 2),
             "mismatch": None if self.mismatch is None

@@ -1,7 +1,7 @@
 """Constrained-random stimulus for the core: memory contents and tile commands with the corners.
 
 The one random-case generator used by the Amaranth tests, the cocotb regression and
-`spikeforge verify`.
+`spikeforge verify`, and the cases that exercise each injected fault (`fault_case`).
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from spikeforge.hw.config import CoreConfig
+from spikeforge.hw.config import FAULTS, PROTOCOL_FAULTS, CoreConfig
 from spikeforge.sim.cycle import Command, encode_input, run_tile
 
 
@@ -50,10 +50,9 @@ def pin_thresholds(cfg: CoreConfig, case: TileCase, rng: np.random.Generator, fr
                 case.thresholds[c, taddr] = acc
 
 
-def random_case(cfg: CoreConfig, rng: np.random.Generator, count: int) -> TileCase:
-    """Constrained-random commands on random memories, with the corners: no spikes, all spikes
-    (all ones on every plane), the longest fan-in (max_inputs), weights at both extremes,
-    thresholds at the register limits and exactly at the accumulator (acc == T)."""
+def random_memories(cfg: CoreConfig, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """Weights [R*C, depth] with both extremes over-represented; thresholds [C, depth] around
+    the sums a tile reaches, some at the register limits."""
     weights = rng.integers(cfg.weight_min, cfg.weight_max + 1, size=(cfg.pes, cfg.weight_depth))
     corner = rng.random(weights.shape)
     weights[corner < 0.1] = cfg.weight_min
@@ -63,6 +62,12 @@ def random_case(cfg: CoreConfig, rng: np.random.Generator, count: int) -> TileCa
     corner = rng.random(thresholds.shape)
     thresholds[corner < 0.05] = cfg.threshold_min
     thresholds[corner > 0.95] = cfg.threshold_max
+    return weights, thresholds
+
+
+def random_commands(cfg: CoreConfig, rng: np.random.Generator, count: int) -> list[tuple[Command, list[int]]]:
+    """Commands with the corners: no spikes, all spikes (all ones on every plane), the longest
+    fan-in (max_inputs), the most planes; otherwise random fan-in, planes and density."""
     planes_max = cfg.max_input_bits
     commands = []
     for n in range(count):
@@ -76,12 +81,58 @@ def random_case(cfg: CoreConfig, rng: np.random.Generator, count: int) -> TileCa
         else:
             density = float(rng.choice([0.02, 0.1, 0.3, 0.6, rng.random()]))
             values = rng.integers(0, 1 << planes, size=fan_in) * (rng.random(fan_in) < density)
-        n_words, beats = encode_input(values, planes, cfg.skip_window)
-        span_w = n_words * cfg.skip_window
-        base = int(rng.integers(0, max(1, cfg.weight_depth - span_w + 1)))
-        tbase = int(rng.integers(0, cfg.threshold_depth - cfg.rows + 1))
-        commands.append((Command(n_words, planes, base, tbase), beats))
-    case = TileCase(weights, thresholds, commands)
+        commands.append(command_for(cfg, rng, values, planes))
+    return commands
+
+
+def command_for(cfg: CoreConfig, rng: np.random.Generator, values: np.ndarray, planes: int,
+                weight_base: int | None = None) -> tuple[Command, list[int]]:
+    """A command over the unsigned inputs `values` (random bases where not given)."""
+    n_words, beats = encode_input(values, planes, cfg.skip_window)
+    span_w = n_words * cfg.skip_window
+    if weight_base is None:
+        weight_base = int(rng.integers(0, max(1, cfg.weight_depth - span_w + 1)))
+    tbase = int(rng.integers(0, cfg.threshold_depth - cfg.rows + 1))
+    return Command(n_words, planes, weight_base, tbase), beats
+
+
+def random_case(cfg: CoreConfig, rng: np.random.Generator, count: int) -> TileCase:
+    """Constrained-random commands on random memories, with the corners of random_memories and
+    random_commands and thresholds exactly at the accumulator (acc == T, pin_thresholds)."""
+    weights, thresholds = random_memories(cfg, rng)
+    case = TileCase(weights, thresholds, random_commands(cfg, rng, count))
     pin_thresholds(cfg, case, rng)
     return case
 
+
+def fault_case(cfg: CoreConfig, fault: str, rng: np.random.Generator, stall_seed: int | None = None) -> TileCase:
+    """A case built to exercise one injected fault of hw/config.py FAULTS (no hoping):
+
+    - comparator_off_by_one: one command whose every output has acc == T exactly (value 0, spike);
+    - drop_first_index: input 0 active and every PE's weight for it non-zero;
+    - no_double: two planes with the MSB plane set and non-zero weights under it;
+    - the protocol faults: random commands under stalls (they only act while `out` is stalled)."""
+    weights, thresholds = random_memories(cfg, rng)
+    if fault in PROTOCOL_FAULTS:
+        return TileCase(weights, thresholds, random_commands(cfg, rng, 8), stall_seed=stall_seed)
+    fan_in = min(cfg.max_inputs, 2 * cfg.skip_window)
+    if fault == "comparator_off_by_one":
+        values = (rng.random(fan_in) < 0.5).astype(np.int64)
+        case = TileCase(weights, thresholds, [command_for(cfg, rng, values, 1)])
+        pin_thresholds(cfg, case, rng, fraction=1.0)
+        return case
+    if fault == "drop_first_index":
+        values = (rng.random(fan_in) < 0.3).astype(np.int64)
+        values[0] = 1
+        cmd = command_for(cfg, rng, values, 1)
+        weights[:, cmd[0].weight_base] = cfg.weight_max
+        return TileCase(weights, thresholds, [cmd])
+    if fault == "no_double":
+        if cfg.max_input_bits < 2:
+            raise ValueError("no_double needs a config with max_input_bits >= 2")
+        values = rng.integers(2, 4, size=fan_in)  # the MSB of two planes set everywhere
+        cmd = command_for(cfg, rng, values, 2)
+        base = cmd[0].weight_base
+        weights[:, base: base + fan_in] = cfg.weight_max
+        return TileCase(weights, thresholds, [cmd])
+    raise ValueError(f"fault {fault!r} is unknown; use one of {FAULTS}")

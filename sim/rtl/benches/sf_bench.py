@@ -1,4 +1,4 @@
-"""cocotb side of the spikeforge regression: job I/O, reset, memory load, stream driver.
+"""cocotb side of the spikeforge regression: job I/O, reset, memory load, the port adapter of the stream harness.
 
 This module runs inside the HDL simulator (imported by cocotb). The host side
 (`spikeforge.sim.rtl`) writes a job file, names it in SPIKEFORGE_JOB, and reads back the
@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import json
 import os
-import random
 import time
 from pathlib import Path
 
@@ -27,9 +26,10 @@ from cocotb.clock import Clock
 from cocotb.triggers import ReadOnly, RisingEdge
 
 from spikeforge.hw.config import CoreConfig
-from spikeforge.hw.core import LOAD_THRESHOLD, LOAD_WEIGHT, command_layout, output_layout
-from spikeforge.sim.cycle import Command, OutputBeat
+from spikeforge.hw.core import LOAD_THRESHOLD, LOAD_WEIGHT, load_layout
+from spikeforge.sim.cycle import Command
 from spikeforge.sim.driver import TileOutcome
+from spikeforge.sim.rtl.streams import CoreHarness, ProtocolViolation, StallSchedule, pack_fields
 
 CLOCK_NS = 10
 
@@ -46,16 +46,15 @@ def write_result(result: dict) -> None:
     os.replace(tmp, path)
 
 
-def field_slices(layout) -> dict[str, tuple[int, int]]:
-    """name -> (offset, width) of an amaranth StructLayout (LSB-first, declaration order)."""
-    return {name: (field.offset, field.width) for name, field in layout}
-
-
 def outcome_to_json(outcome: TileOutcome) -> dict:
     return {
         "accept_cycle": outcome.accept_cycle,
         "beats": [[b.row, int(b.last), [int(s) for s in b.spikes], list(b.values), b.cycle] for b in outcome.beats],
     }
+
+
+def violation_to_json(violation: ProtocolViolation) -> dict:
+    return dict(violation.__dict__)
 
 
 class Value:
@@ -73,158 +72,91 @@ class Value:
             self.last = value
 
 
+class CocotbPorts:
+    """The `Ports` of sim/rtl/streams.py on a cocotb DUT: writes are cached (an input reads
+    back what was written), reads of the DUT's outputs refuse X/Z."""
+
+    def __init__(self, dut) -> None:
+        self.dut = dut
+        self.inputs: dict[str, Value] = {}
+        self.cycle = 0
+
+    def set(self, name: str, value: int) -> None:
+        port = self.inputs.get(name)
+        if port is None:
+            port = self.inputs[name] = Value(getattr(self.dut, name))
+        port.set(value)
+
+    def get(self, name: str) -> int:
+        port = self.inputs.get(name)
+        if port is not None and port.last is not None:
+            return port.last
+        value = getattr(self.dut, name).value
+        if not value.is_resolvable:
+            raise RuntimeError(f"{name} is {value} in cycle {self.cycle}")
+        # A one-bit port reads as a Logic (int() works), a wider one as a LogicArray.
+        return value.to_unsigned() if hasattr(value, "to_unsigned") else int(value)
+
+
 class CoreBench:
-    """Drives one SpikeforgeCore's flattened stream ports exactly like sim/rtl/amaranth_sim.py."""
+    """Loads and runs one SpikeforgeCore: the stream logic is sim/rtl/streams.py's CoreHarness,
+    stepped here exactly as sim/rtl/amaranth_sim.py steps it."""
 
     def __init__(self, dut, cfg: CoreConfig) -> None:
         self.dut = dut
         self.cfg = cfg
-        self.cmd_fields = field_slices(command_layout(cfg))
-        out = field_slices(output_layout(cfg))
-        self.row_slice, self.last_slice, self.spike_slice = out["row"], out["last"], out["spikes"]
-        self.values_offset = out["values"][0]
-        self.value_bits = cfg.acc_bits + 1
-        self.cmd_payload = Value(dut.cmd__payload)
-        self.cmd_valid = Value(dut.cmd__valid)
-        self.spk_payload = Value(dut.spikes__payload)
-        self.spk_valid = Value(dut.spikes__valid)
-        self.out_ready = Value(dut.out__ready)
-        self.load_valid = Value(dut.load__valid)
-        data_bits = max(cfg.weight_bits, cfg.threshold_bits)
-        self.data_mask = (1 << data_bits) - 1
+        self.ports = CocotbPorts(dut)
+        self.load_layout = load_layout(cfg)
         # What the memories hold now: a load writes only the words that change.
         self.weights = np.zeros((cfg.pes, cfg.weight_depth), dtype=np.int64)
         self.thresholds = np.zeros((cfg.cols, cfg.threshold_depth), dtype=np.int64)
         self.cycles_simulated = 0
+        self.violations: list[ProtocolViolation] = []  # of the last run_commands
 
     async def reset(self) -> None:
         cocotb.start_soon(Clock(self.dut.clk, CLOCK_NS, unit="ns").start())
         self.dut.rst.value = 1
-        for port in (self.cmd_valid, self.spk_valid, self.load_valid, self.out_ready):
-            port.set(0)
-        self.cmd_payload.set(0)
-        self.spk_payload.set(0)
+        for name in ("cmd__valid", "spikes__valid", "load__valid", "out__ready", "cmd__payload", "spikes__payload",
+                     "load__payload"):
+            self.ports.set(name, 0)
         for _ in range(2):
             await RisingEdge(self.dut.clk)
         self.dut.rst.value = 0  # the cycle starting now is cycle 0
 
-    def pack_command(self, cmd: Command) -> int:
-        word = 0
-        for name, (offset, width) in self.cmd_fields.items():
-            value = int(getattr(cmd, name))
-            assert 0 <= value < 1 << width, f"command field {name}={value} does not fit {width} bits"
-            word |= value << offset
-        return word
-
-    def unpack_beat(self, word: int, cycle: int) -> OutputBeat:
-        def bits(sl: tuple[int, int]) -> int:
-            return (word >> sl[0]) & ((1 << sl[1]) - 1)
-
-        cols, vb = self.cfg.cols, self.value_bits
-        spikes = bits(self.spike_slice)
-        values = []
-        for c in range(cols):
-            v = (word >> (self.values_offset + c * vb)) & ((1 << vb) - 1)
-            values.append(v - (1 << vb) if v >> (vb - 1) else v)
-        return OutputBeat(bits(self.row_slice), bool(bits(self.last_slice)),
-                          tuple(bool(spikes >> c & 1) for c in range(cols)), tuple(values), cycle)
-
-    @staticmethod
-    def bit(handle, cycle: int) -> bool:
-        value = handle.value
-        if not value.is_resolvable:
-            raise RuntimeError(f"{getattr(handle, '_name', handle)} is {value} in cycle {cycle}")
-        return bool(int(value))
-
     async def load(self, weights: np.ndarray, thresholds: np.ndarray) -> int:
         """Write the words of weights[R*C, depth] / thresholds[C, depth] that differ from the
-        memories' current contents, one per cycle. Returns the number of words written."""
-        dut = self.dut
+        memories' current contents, one per cycle (the load stream is always ready). Returns the
+        number of words written."""
         writes = []
         for target, new, old in ((LOAD_WEIGHT, weights, self.weights), (LOAD_THRESHOLD, thresholds, self.thresholds)):
             new = np.asarray(new, dtype=np.int64)
             for sel, addr in zip(*np.nonzero(new != old), strict=True):
-                writes.append((target, int(sel), int(addr), int(new[sel, addr])))
+                writes.append({"target": target, "select": int(sel), "addr": int(addr), "data": int(new[sel, addr])})
             old[...] = new
-        for target, sel, addr, data in writes:
-            dut.load__target.value = target
-            dut.load__select.value = sel
-            dut.load__addr.value = addr
-            dut.load__data.value = data & self.data_mask
-            self.load_valid.set(1)
-            await RisingEdge(dut.clk)
-        self.load_valid.set(0)
+        for word in writes:
+            self.ports.set("load__payload", pack_fields(self.load_layout, word, check=False))
+            self.ports.set("load__valid", 1)
+            await RisingEdge(self.dut.clk)
+        self.ports.set("load__valid", 0)
         self.cycles_simulated += len(writes)
         return len(writes)
 
     async def run_commands(self, commands: list[tuple[Command, list[int]]], stall_seed: int | None = None,
-                           stall_prob: float = 0.3, patience: int = 100_000) -> list[TileOutcome]:
-        """Commands back to back; with stall_seed, drop valid/ready at random.
-
-        The random draws happen in the same order as sim/rtl/amaranth_sim.py's testbench, so a seed
-        gives the same stall pattern in both simulators. A handshake signal that is X, or
-        `patience` cycles without any transfer, stops the run with an error instead of hanging.
-        """
-        dut = self.dut
-        clk = dut.clk
-        rng = random.Random(stall_seed)
-        stalls = stall_seed is not None
-        results: list[TileOutcome] = []
-        cycle = 0
-        cmd_i = 0
-        beat_i = 0
-        scanning = False
-        pending: list[int] = []
-        done = 0
-        n = len(commands)
-        progress = 0
-        while done < n:
-            if cycle - progress > patience:
-                raise RuntimeError(f"no transfer for {patience} cycles (cycle {cycle}, {done} of {n} commands done)")
-            present_cmd = cmd_i < n and not scanning and not (stalls and rng.random() < stall_prob)
-            if present_cmd:
-                self.cmd_payload.set(self.pack_command(commands[cmd_i][0]))
-            self.cmd_valid.set(int(present_cmd))
-            present_beat = beat_i < len(pending) and not (stalls and rng.random() < stall_prob)
-            if present_beat:
-                self.spk_payload.set(pending[beat_i])
-            self.spk_valid.set(int(present_beat))
-            ready = not (stalls and rng.random() < stall_prob)
-            self.out_ready.set(int(ready))
-
+                           patience: int = 100_000) -> list[TileOutcome]:
+        """Commands back to back (with stall_seed, the StallSchedule's stalls on every stream).
+        The monitors' findings are left in `self.violations` for the host to report."""
+        harness = CoreHarness(self.cfg, commands, StallSchedule(stall_seed), patience)
+        clk = self.dut.clk
+        while not harness.finished:
+            self.ports.cycle = harness.cycle
+            harness.drive(self.ports)
             await ReadOnly()
-            cmd_fire = present_cmd and self.bit(dut.cmd__ready, cycle)
-            beat_fire = present_beat and self.bit(dut.spikes__ready, cycle)
-            out_fire = ready and self.bit(dut.out__valid, cycle)
-            if cmd_fire or beat_fire or out_fire:
-                progress = cycle
-            if out_fire:
-                beat = self.unpack_beat(dut.out__payload.value.to_unsigned(), cycle)
-                if done >= len(results):
-                    raise RuntimeError(f"output beat in cycle {cycle} before any command was accepted")
-                results[done].beats.append(beat)
-                if beat.last:
-                    done += 1
+            harness.sample(self.ports)
             await RisingEdge(clk)
-            if cmd_fire:
-                results.append(TileOutcome(cycle, []))
-                scanning = True
-                pending = commands[cmd_i][1]
-                beat_i = 0
-                cmd_i += 1
-                if not pending:
-                    scanning = False
-            if beat_fire:
-                beat_i += 1
-                if beat_i == len(pending):
-                    scanning = False
-            cycle += 1
-        # Leave the inputs quiet so the next call (or load) starts from an idle core.
-        self.cmd_valid.set(0)
-        self.spk_valid.set(0)
-        self.out_ready.set(0)
-        self.cycles_simulated += cycle
-        return results
+        harness.quiet(self.ports)
+        self.cycles_simulated += harness.cycle
+        self.violations = harness.violations
+        return harness.outcomes
 
 
 class Stopwatch:

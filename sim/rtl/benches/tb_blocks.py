@@ -12,7 +12,9 @@ from __future__ import annotations
 import cocotb
 from cocotb.clock import Clock
 from cocotb.triggers import ReadOnly, RisingEdge
-from sf_bench import CLOCK_NS, Stopwatch, Value, read_job, write_result
+from sf_bench import CLOCK_NS, CocotbPorts, Stopwatch, Value, read_job, write_result
+
+from spikeforge.sim.rtl.streams import StallSchedule, StreamSource
 
 
 def sample(handle) -> int | None:
@@ -46,21 +48,18 @@ async def vectors(dut) -> None:
 
 @cocotb.test()
 async def scanner(dut) -> None:
-    """Commands through the zero-skip scanner with a closed-loop spike source: per command, a gap,
-    a one-cycle `start`, then the beats (dropped at random with the job's stall seed) until
-    `done`. Records (cycle - c0, op, index, done, beat taken) for every cycle after c0."""
-    import random
-
+    """Commands through the zero-skip scanner with a stream source on `spikes` (sim/rtl/streams.py:
+    it holds valid until the transfer; with the job's stall seed its StallSchedule pauses it): per
+    command, a gap, a one-cycle `start`, then the beats until `done`. Records (cycle - c0, op,
+    index, done, beat taken) for every cycle after c0."""
     job = read_job()
-    rng = random.Random(job.get("stall_seed"))
-    stalls = job.get("stall_seed") is not None
-    start, n_words, n_planes = Value(dut.start), Value(dut.n_words), Value(dut.n_planes)
-    valid, payload = Value(dut.spikes__valid), Value(dut.spikes__payload)
+    schedule = StallSchedule(job.get("stall_seed"))
+    ports = CocotbPorts(dut)
     watch = Stopwatch()
     cocotb.start_soon(Clock(dut.clk, CLOCK_NS, unit="ns").start())
     dut.rst.value = 1
-    for port in (start, n_words, n_planes, valid, payload):
-        port.set(0)
+    for name in ("start", "n_words", "n_planes", "spikes__valid", "spikes__payload"):
+        ports.set(name, 0)
     for _ in range(2):
         await RisingEdge(dut.clk)
     dut.rst.value = 0
@@ -69,27 +68,26 @@ async def scanner(dut) -> None:
         for _ in range(gap):
             await RisingEdge(dut.clk)
             cycles += 1
-        start.set(1)
-        n_words.set(words)
-        n_planes.set(planes)
+        ports.set("start", 1)
+        ports.set("n_words", words)
+        ports.set("n_planes", planes)
         await RisingEdge(dut.clk)
-        start.set(0)
-        rel, taken, done, log = 1, 0, False, []
+        ports.set("start", 0)
+        source = StreamSource("spikes", schedule.pauses(f"spikes{len(records)}"))
+        source.queue.extend(beats)
+        rel, done, log = 1, False, []
         while not done:
             if rel > 64 * (len(beats) + 2) * 40:
                 raise RuntimeError(f"scanner did not finish a command of {len(beats)} beats")
-            present = taken < len(beats) and not (stalls and rng.random() < 0.3)
-            if present:
-                payload.set(beats[taken])
-            valid.set(int(present))
+            ports.cycle = cycles + rel
+            source.drive(ports)
             await ReadOnly()
-            fire = present and dut.spikes__ready.value == 1
-            done = dut.done.value == 1
-            log.append([rel, dut.op.value.to_unsigned(), dut.index.value.to_unsigned(), int(done), int(fire)])
+            fire = source.sample(ports) is not None
+            done = ports.get("done") == 1
+            log.append([rel, ports.get("op"), ports.get("index"), int(done), int(fire)])
             await RisingEdge(dut.clk)
-            taken += int(fire)
             rel += 1
-        valid.set(0)
+        ports.set("spikes__valid", 0)
         cycles += rel
         records.append(log)
     write_result({"commands": records, "cycles_simulated": cycles, "wall_s": watch.seconds})

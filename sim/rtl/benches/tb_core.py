@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import cocotb
 import numpy as np
-from sf_bench import CoreBench, Stopwatch, outcome_to_json, read_job, write_result
+from sf_bench import CoreBench, Stopwatch, outcome_to_json, read_job, violation_to_json, write_result
 
 from spikeforge.hw.config import CoreConfig
 from spikeforge.quant.artifact import load_artifact
@@ -34,7 +34,8 @@ async def tiles(dut) -> None:
         await bench.load(np.array(case["weights"], dtype=np.int64), np.array(case["thresholds"], dtype=np.int64))
         before = bench.cycles_simulated
         outcomes = await bench.run_commands(_commands(case["commands"]), case.get("stall_seed"))
-        cases.append({"outcomes": [outcome_to_json(o) for o in outcomes], "cycles": bench.cycles_simulated - before})
+        cases.append({"outcomes": [outcome_to_json(o) for o in outcomes], "cycles": bench.cycles_simulated - before,
+                      "protocol": [violation_to_json(v) for v in bench.violations]})
     write_result({"cases": cases, "cycles_simulated": bench.cycles_simulated, "wall_s": watch.seconds})
 
 
@@ -68,6 +69,7 @@ async def network(dut) -> None:
             trace = driver.trace(index, commands, outcomes, act)
             layers.append({"layer": index, "kind": layer.kind, "cycles": trace.cycles,
                            "outcomes": [outcome_to_json(o) for o in outcomes],
+                           "protocol": [violation_to_json(v) for v in bench.violations],
                            "output": np.asarray(act).astype(np.int64).tolist()})
         logits = np.asarray(act).reshape(-1)
         results.append({"layers": layers, "prediction": int(np.argmax(logits)), "logits": logits.tolist()})
