@@ -294,8 +294,8 @@ def _build(cfg, ds) -> ReLUNet:
 
 
 def _finish(net: ReLUNet, data, cfg):
-    """Convert with the training images, simulate the IF network on the test set."""
-    x_calib = data.x.cpu()
+    """Convert with every training image (validation ones too, as the paper), simulate on the test set."""
+    x_calib = data.x.cpu() if data.x_val is None else torch.cat([data.x.cpu(), data.x_val.cpu()])
     net.cpu()
     dnn_acc = accuracy(net, data.x_test, data.y_test)
     snn, scales = convert(net, x_calib, PERCENTILE)

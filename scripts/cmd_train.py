@@ -57,6 +57,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="hold out N training images; keep the weights of the best validation epoch")
     parser.add_argument("--patience", type=int, default=None, metavar="E",
                         help="with --val-size: stop after E epochs without a better validation accuracy")
+    parser.add_argument("--monitor", choices=("accuracy", "loss"), default="accuracy",
+                        help="validation score that picks the best epoch (default accuracy)")
     parser.add_argument("--hoyer-regulariser", choices=("layer", "detached"), default="layer",
                         help="layer: HoyerBiAct's (v_th gets its gradient); detached: clamp at v_th.detach(), "
                         "the authors' CIFAR VGG16 file")
@@ -121,7 +123,7 @@ def run(args: argparse.Namespace) -> int:
         epochs=args.epochs, lr=args.lr, lam=args.lam, batch_size=args.batch_size, seed=args.seed,
         split_seed=args.split_seed, threads=args.threads, data_dir=args.data_dir, timesteps=args.timesteps,
         reg=args.reg, p=args.p, weight_decay=args.weight_decay, schedule=args.schedule, shift=args.shift,
-        input_bits=args.input_bits, val_size=args.val_size, patience=args.patience,
+        input_bits=args.input_bits, val_size=args.val_size, patience=args.patience, monitor=args.monitor,
         hoyer_regulariser=args.hoyer_regulariser, leak=args.leak, force=args.force,
     )
     if other is not None:

@@ -153,3 +153,16 @@ def test_cli_train(tmp_path, capsys) -> None:
     assert ckpt["arch"]["hidden"] == [32] and ckpt["epochs"] == 1 and ckpt["lambda"] == 1e-4
     with pytest.raises(SpikeforgeError, match="--hidden"):
         cmd_train.run(_args(tmp_path, hidden="a,b"))
+
+
+def test_input_bits_trains_on_the_hardware_grid() -> None:
+    from spikeforge.model.data import load_dataset
+    from spikeforge.model.train import pixel_grid
+
+    res = train(TrainConfig(method="hoyer", input_bits=2, **TINY))
+    assert res.checkpoint["input_bits"] == 2
+    ds = load_dataset("digits")
+    x = torch.from_numpy(ds.x_test)
+    # the recorded test accuracy is that of the 2-bit pixels, not of the 8-bit ones
+    on_grid = evaluate(res.model, pixel_grid(x, 2), ds.y_test)["test_accuracy_fixed_threshold"]
+    assert on_grid == res.metrics["test_accuracy"]
