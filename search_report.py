@@ -108,15 +108,19 @@ def write_results(p, study, log=print) -> dict[str, Any]:
 
 def remove_leftovers(p, study) -> None:
     """Temp folders of trials that ended without renaming theirs into place (a killed worker):
-    only those of trials that are no longer RUNNING, and only names this search gives them."""
+    only those of trials that are no longer RUNNING, and only names this search gives them. Also
+    the renamed folder of a trial that then FAILED (a worker killed between the rename and telling
+    the study): its figures are in no trial, so nothing refers to it."""
     import re
     import shutil
 
-    running = {t.number for t in study.get_trials(deepcopy=False) if t.state.name == "RUNNING"}
+    states = {t.number: t.state.name for t in study.get_trials(deepcopy=False)}
     if p.trials_dir.is_dir():
         for entry in p.trials_dir.iterdir():
             m = re.fullmatch(r"\.(\d{5})\.tmp-\w+", entry.name)
-            if m and entry.is_dir() and int(m.group(1)) not in running:
+            if m and entry.is_dir() and states.get(int(m.group(1))) != "RUNNING":
+                shutil.rmtree(entry, ignore_errors=True)
+            elif re.fullmatch(r"\d{5}", entry.name) and entry.is_dir() and states.get(int(entry.name)) == "FAIL":
                 shutil.rmtree(entry, ignore_errors=True)
 
 

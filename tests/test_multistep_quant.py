@@ -119,11 +119,11 @@ def test_convert_export_folds_pooling_and_matches_float() -> None:
 
 
 def test_multistep_artifact_round_trip(tmp_path) -> None:
-    from spikeforge.hw.layout import config_for_network
     from spikeforge.quant.artifact import load_artifact, write_artifact
+    from spikeforge.quant.pipeline import core_for
 
     net = _random_net(np.random.default_rng(5), 3)
-    core = config_for_network(net, 2, 3)
+    core = core_for(net, 2, 3, 8)  # the core quantize records (the artifact reader checks it is that one)
     assert core.multistep and core.leak_shift == 2 and core.max_steps == 3
     write_artifact(tmp_path / "a", net, 8, core=core)
     back, manifest = load_artifact(tmp_path / "a")
