@@ -40,15 +40,15 @@ def core_component(cfg: CoreConfig, weights: np.ndarray | None = None,
     A test-only protocol fault (cfg.fault in PROTOCOL_FAULTS) wraps it in hw/faults.py's wrapper."""
     w_init = [list(map(int, row)) for row in weights] if weights is not None else None
     t_init = [list(map(int, row)) for row in thresholds] if thresholds is not None else None
-    n_init = None
+    images = None
     if network is not None and network.multistep is not None:
         from spikeforge.hw.layout import neuron_images, plan_layout
 
-        scales, offsets = neuron_images(network, plan_layout(network, cfg))
-        n_init = {"scales": [list(map(int, r)) for r in scales], "offsets": [list(map(int, r)) for r in offsets]}
+        images = neuron_images(network, plan_layout(network, cfg))
     elif neuron is not None:
-        n_init = {"scales": [list(map(int, r)) for r in neuron.scales],
-                  "offsets": [list(map(int, r)) for r in neuron.offsets]}
+        images = (neuron.scales, neuron.offsets)
+    n_init = None if images is None else {
+        name: [list(map(int, r)) for r in image] for name, image in zip(("scales", "offsets"), images, strict=True)}
     core = SpikeforgeCore(cfg, w_init, t_init, n_init)
     if cfg.fault in PROTOCOL_FAULTS:
         from spikeforge.hw.faults import StalledOutputFault
