@@ -35,6 +35,7 @@ def headline(args: FlowOptions, train: dict, quant: dict, gen: dict, verify: dic
         "method": "nir" if getattr(args, "nir", None) else args.method,
         "shape": f"{args.rows}x{args.cols}",
         "weight_bits": args.weight_bits,
+        "input_bits": int(q["input_bits"]),
         "float_accuracy": 100 * q["float_accuracy"],
         "integer_accuracy": 100 * q["integer_accuracy"],
         "agreement": 100 * q["agreement"],
@@ -110,8 +111,29 @@ def plots(out: Path, quant: dict, est: dict) -> list[str]:
     return written
 
 
+def selection_markdown(sel: dict) -> list[str]:
+    """The `--input-bits auto` section: each width's validation and test integer accuracy, the rule, the choice."""
+    lines = [
+        "## Input bits (--input-bits auto)",
+        "",
+        f"Chosen: **{sel['chosen']}-bit inputs**. Rule: the {sel['rule']}. Validation: {sel['val_size']} images "
+        f"held out of the training set (every candidate trains without them); the test set played no part in "
+        f"the choice. 8-bit reference: {100 * sel['reference_val_accuracy']:.2f} % on validation.",
+        "",
+        "| input bits | validation integer accuracy | test integer accuracy | within "
+        f"{sel['tolerance_pp']} pp of 8 bits |",
+        "|---|---|---|---|",
+    ]
+    for row in sel["candidates"]:
+        mark = " (chosen)" if row["input_bits"] == sel["chosen"] else ""
+        lines.append(f"| {row['input_bits']}{mark} | {100 * row['val_accuracy']:.2f} % | "
+                     f"{100 * row['test_accuracy']:.2f} % | {'yes' if row['passes'] else 'no'} |")
+    lines += ["", f"The rest of the flow ran on `{sel['train']}/` and `{sel['quantize']}/`.", ""]
+    return lines
+
+
 def markdown(args: FlowOptions, h: dict, train: dict, quant: dict, gen: dict, verify: dict, est: dict,
-             figures: list[str]) -> str:
+             figures: list[str], selection: dict | None = None) -> str:
     q = quant["report"]
     lat = est["latency"]
     en = est["energy"]
@@ -141,6 +163,7 @@ def markdown(args: FlowOptions, h: dict, train: dict, quant: dict, gen: dict, ve
         f"| energy per inference | {h['energy_nj']:.2f} nJ ({h['pj_per_synop']:.2f} pJ per synaptic op); "
         f"int8 MAC DNN {h['dnn_energy_nj']:.2f} nJ, zero-skipping int8 DNN {h['zero_skip_dnn_energy_nj']:.2f} nJ |",
         "",
+        *(selection_markdown(selection) if selection else []),
         "## Accuracy and spikes",
         "",
         f"- Training: `{' '.join(train.get('argv', ['(given checkpoint)']))}`",
@@ -212,7 +235,8 @@ def markdown(args: FlowOptions, h: dict, train: dict, quant: dict, gen: dict, ve
         "",
         f"- Verilog: `generate/{gen['verilog']}` (lint: {gen['lint']}); FuseSoC core: "
         f"`generate/rtl/{gen['top']}.core`; memory init: `generate/rtl/mem/`; core manifest: `generate/rtl/core.json`",
-        "- Integer model: `quantize/artifact/` (`manifest.json`, `weights.npz`, `network.nir`)",
+        f"- Integer model: `{selection['quantize'] if selection else 'quantize'}/artifact/` "
+        "(`manifest.json`, `weights.npz`, `network.nir`)",
         "- RTL verification: `verify/verify.json`; estimate: `estimate/estimate.md`, `estimate/estimate.json`",
         *[f"- Plot: `report/{f}`" for f in figures],
         "",
@@ -221,11 +245,15 @@ def markdown(args: FlowOptions, h: dict, train: dict, quant: dict, gen: dict, ve
 
 
 def write_flow_report(out: Path, args: FlowOptions, train: dict, quant: dict, gen: dict, verify: dict,
-                      est: dict) -> dict[str, Any]:
+                      est: dict, selection: dict | None = None) -> dict[str, Any]:
+    """report.json + report.md (+ plots) into `out`; `selection`: the --input-bits auto record
+    (spikeforge.input_width.selection_table), reported as report.json's "input_bits_selection"."""
     h = headline(args, train, quant, gen, verify, est)
     figures = plots(out, quant, est)
     report = {"schema": "spikeforge-flow-report", "schema_version": 1, "headline": h, "train": train.get("metrics"),
               "quantize": quant["report"], "generate": gen, "verify": verify, "estimate": est, "figures": figures}
+    if selection is not None:
+        report["input_bits_selection"] = selection
     atomic_write_text(out / "report.json", json.dumps(report, indent=2, default=str) + "\n")
-    atomic_write_text(out / "report.md", markdown(args, h, train, quant, gen, verify, est, figures))
+    atomic_write_text(out / "report.md", markdown(args, h, train, quant, gen, verify, est, figures, selection))
     return {"headline": h, "figures": figures}
