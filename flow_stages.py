@@ -36,6 +36,7 @@ STAGE_CODE = {
     "verify": ("hw", "sim"),
     "estimate": ("hw", "sim"),
     "report": ("flow_report.py", "sim/estimate"),
+    "select": ("input_width.py",),  # --input-bits auto: the validation measurement of each candidate
 }
 
 
@@ -59,6 +60,9 @@ class FlowOptions:
     rows: int = 8
     cols: int = 8
     weight_bits: int = 8
+    # bits per input pixel (1..8) that train and quantize use; None: 8, or what --checkpoint was trained at;
+    # "auto": the smallest width within 0.3 pp of 8 on a validation split (spikeforge.input_width)
+    input_bits: int | str | None = None
     samples: int = 20  # test images verified in RTL
     sim: str = "verilator"
     target: str = "ecp5"
@@ -126,6 +130,9 @@ class Flow:
         self.cached: list[str] = []
         self.rerun_from: str | None = None  # the first stage that ran: every later stage runs too
         self._model = None
+        self.bits = 8  # the input width train and quantize use (resolve_input_bits)
+        self.train_dir, self.quant_dir = "train", "quantize"  # the stages whose model feeds generate
+        self.selection: dict | None = None  # --input-bits auto: the candidates and the choice
 
     # --- stage machinery --------------------------------------------------------------------
     def stage(self, name: str, key: str, body: Callable[[Path], dict]) -> dict:
@@ -171,7 +178,13 @@ class Flow:
 
     @property
     def stages(self) -> tuple[str, ...]:
-        return ("train", "quantize", "generate", "verify", "estimate", "report")
+        rest = ("generate", "verify", "estimate", "report")
+        if self.args.input_bits == "auto":
+            from spikeforge.input_width import CANDIDATES
+
+            tried = CANDIDATES if self.selection is None else self.selection["tried"]  # once chosen: those tried
+            return (*(f"{s}-in{k}" for k in tried for s in ("train", "quantize")), *rest)
+        return ("train", "quantize", *rest)
 
     def clean_stale(self) -> None:
         """Temp folders of an interrupted run never hold a finished stage: remove them."""
@@ -188,13 +201,17 @@ class Flow:
         CoreConfig(rows=args.rows, cols=args.cols, weight_bits=args.weight_bits)  # refuse early
         if args.samples < 1:
             raise FlowError(f"--samples {args.samples} must be at least 1")
+        self.bits = self.resolve_input_bits()
         from spikeforge.outputs import claim_dir
 
         claim_dir(self.out, "flow", force=args.force, inputs=[args.checkpoint, args.nir, args.data_dir])
         started = time.perf_counter()
         self.clean_stale()
-        train = self.train_stage()
-        quant = self.quantize_stage(train)
+        if args.input_bits == "auto":
+            train, quant = self.select_input_bits()
+        else:
+            train = self.train_stage()
+            quant = self.quantize_stage(train)
         gen = self.generate_stage(quant)
         verify = self.verify_stage(quant, gen)
         est = self.estimate_stage(quant, gen)
@@ -203,10 +220,68 @@ class Flow:
         self.summary(report, total)
         return {**report, "ok": bool(verify["ok"])}
 
-    def train_stage(self) -> dict:
+    def resolve_input_bits(self) -> int:
+        """The input width of train and quantize: --input-bits K, else what --checkpoint was trained
+        at, else 8 (auto: 8 here; select_input_bits picks). A checkpoint trained on another grid than
+        --input-bits K is refused."""
+        from spikeforge.input_width import check_input_bits
+
         args = self.args
+        given = check_input_bits(args.input_bits)
         if args.nir and args.checkpoint:
             raise FlowError("--nir and --checkpoint both name the model; give one of them")
+        if given == "auto":
+            if args.nir or args.checkpoint:
+                given_model = "--nir" if args.nir else "--checkpoint"
+                raise FlowError(f"--input-bits auto trains a model at each width; drop {given_model} or give "
+                                "its width, e.g. --input-bits 8")
+            return 8
+        if args.checkpoint and Path(args.checkpoint).is_file():
+            from spikeforge.model.checkpoint import load_checkpoint
+
+            trained = load_checkpoint(args.checkpoint).get("input_bits")
+            if trained is not None and given is not None and int(trained) != given:
+                raise FlowError(f"--input-bits {given}: --checkpoint {args.checkpoint} was trained on the "
+                                f"{trained}-bit pixel grid; give --input-bits {trained} or leave it out")
+            if given is None and trained is not None:
+                return int(trained)
+        return 8 if given is None else given
+
+    def select_input_bits(self) -> tuple[dict, dict]:
+        """--input-bits auto: train and quantize at each candidate width (8 first, then down), each
+        its own cached stage pair train-inK / quantize-inK; keep the smallest width whose integer
+        accuracy on the validation split is within the tolerance of the 8-bit one."""
+        from spikeforge.input_width import CANDIDATES, choose_width, passes, selection_table, validation_size
+        from spikeforge.model.data import load_dataset
+
+        args = self.args
+        val_size = validation_size(len(load_dataset(args.dataset, args.data_dir).x_train))
+        runs: dict[int, tuple[dict, dict]] = {}
+        for bits in CANDIDATES:
+            train = self.train_stage(f"train-in{bits}", bits, val_size)
+            quant = self.quantize_stage(train, f"quantize-in{bits}", f"train-in{bits}", bits, val_size)
+            runs[bits] = (train, quant)
+            if bits != 8 and not passes(quant["validation"]["val_accuracy"], runs[8][1]["validation"]["val_accuracy"]):
+                break
+        chosen = choose_width({k: q["validation"]["val_accuracy"] for k, (_, q) in runs.items()})
+        self.bits, self.train_dir, self.quant_dir = chosen, f"train-in{chosen}", f"quantize-in{chosen}"
+        self.selection = {**selection_table({k: {"val_accuracy": q["validation"]["val_accuracy"],
+                                                 "test_accuracy": q["report"]["integer_accuracy"]}
+                                             for k, (_, q) in runs.items()}, chosen),
+                          "val_size": val_size, "train": self.train_dir, "quantize": self.quant_dir}
+        ref = self.selection["reference_val_accuracy"]
+        mine = runs[chosen][1]["validation"]["val_accuracy"]
+        print(f"input bits: auto chose {chosen} (validation integer accuracy {100 * mine:.2f} % vs "
+              f"{100 * ref:.2f} % at 8 bits on {val_size} held-out training images; rule: the smallest width "
+              f"within {self.selection['tolerance_pp']} pp of 8 bits; tried {', '.join(map(str, runs))})",
+              flush=True)
+        return runs[chosen]
+
+    def train_stage(self, name: str = "train", bits: int | None = None, val_size: int = 0) -> dict:
+        """Train (or take the given model) into out/NAME; `val_size` > 0 is an auto candidate, which
+        trains on the `bits` grid even at 8 and holds out its validation split."""
+        args = self.args
+        bits = self.bits if bits is None else bits
         if args.nir:
             graph = Path(args.nir)
             if not graph.is_file():
@@ -235,6 +310,10 @@ class Flow:
             options.update(MULTISTEP_TRAIN.get(args.method, {}))
             if args.method in MULTISTEP_TRAIN and args.timesteps is not None:
                 options["timesteps"] = args.timesteps
+            if bits != 8 or val_size:  # 8 without a split: the default flow's options, hence its stage keys
+                options["input_bits"] = bits
+            if val_size:
+                options["val_size"] = val_size
             key = digest("train", self.code["train"], options)
 
             def body(tmp: Path) -> dict:
@@ -243,23 +322,31 @@ class Flow:
                 opts = dict(options)
                 train(opts.pop("method"), opts.pop("dataset"), opts.pop("arch"), out=tmp, **opts)
                 return {"checkpoint": "checkpoint.pt", "options": options}
-        result = self.stage("train", key, body)
-        metrics_path = self.out / "train" / "metrics.json"
+        result = self.stage(name, key, body)
+        metrics_path = self.out / name / "metrics.json"
         result["metrics"] = json.loads(metrics_path.read_text()) if metrics_path.is_file() else {}
         result["key"] = key
         return result
 
-    def quantize_stage(self, train: dict) -> dict:
+    def quantize_stage(self, train: dict, name: str = "quantize", train_dir: str = "train", bits: int | None = None,
+                       val_size: int = 0) -> dict:
+        """Quantize out/TRAIN_DIR into out/NAME; with `val_size` (an auto candidate) also measure the
+        integer model on the validation split (validation.json, result["validation"])."""
         args = self.args
-        ckpt = self.out / "train" / "checkpoint.pt"
+        bits = self.bits if bits is None else bits
+        ckpt = self.out / train_dir / "checkpoint.pt"
         options = {"weight_bits": args.weight_bits, "rows": args.rows, "cols": args.cols, "seed": args.seed,
                    "data_dir": args.data_dir}
+        if bits != 8:  # 8: the default flow's options, hence its stage keys
+            options["input_bits"] = bits
         key = digest("quantize", self.code["quantize"], train["key"], options)
+        if val_size:
+            key = digest(key, self.code["select"], val_size)
 
         if args.nir:
             from spikeforge.quant.nir_import import parse_range
 
-            options = {k: options[k] for k in ("weight_bits", "rows", "cols", "data_dir")}
+            options = {k: options[k] for k in ("weight_bits", "input_bits", "rows", "cols", "data_dir") if k in options}
             options.update(dataset=args.dataset, timesteps=args.timesteps, dt=args.dt,
                            input_range=parse_range(args.input_range), input_encoding=args.input_encoding)
             key = digest("quantize", self.code["quantize"], train["key"], options)
@@ -268,12 +355,20 @@ class Flow:
             from spikeforge.api import quantize, quantize_nir
 
             if args.nir:
-                result = quantize_nir(self.out / "train" / "model.nir", tmp / "artifact", **options)
+                result = quantize_nir(self.out / train_dir / "model.nir", tmp / "artifact", **options)
             else:
                 result = quantize(ckpt, tmp / "artifact", **options)
-            return {"artifact": "artifact", "report": result.report}
+            stage = {"artifact": "artifact", "report": result.report}
+            if val_size:
+                from spikeforge.input_width import integer_accuracy, validation_split
 
-        result = self.stage("quantize", key, body)
+                x, y = validation_split(args.dataset, args.data_dir, 0, val_size)
+                stage["validation"] = {"input_bits": bits, "val_size": val_size,
+                                       "val_accuracy": integer_accuracy(tmp / "artifact", x, y)}
+                atomic_write_text(tmp / "validation.json", json.dumps(stage["validation"], indent=2) + "\n")
+            return stage
+
+        result = self.stage(name, key, body)
         result["key"] = key
         return result
 
@@ -287,7 +382,7 @@ class Flow:
         from spikeforge.hw.layout import config_for_network
         from spikeforge.quant.artifact import load_artifact
 
-        net, manifest = load_artifact(self.out / "quantize" / "artifact")
+        net, manifest = load_artifact(self.out / self.quant_dir / "artifact")
         cfg = config_for_network(net, self.args.rows, self.args.cols, weight_bits=self.args.weight_bits)
         return net, manifest, cfg
 
@@ -298,7 +393,7 @@ class Flow:
             from spikeforge.api import generate
 
             _, _, cfg = self.load_model()
-            result = generate(tmp / "rtl", rows=cfg.rows, cols=cfg.cols, model=self.out / "quantize" / "artifact",
+            result = generate(tmp / "rtl", rows=cfg.rows, cols=cfg.cols, model=self.out / self.quant_dir / "artifact",
                               weight_bits=cfg.weight_bits)
             if result.config != cfg:
                 raise FlowError(f"generate built config {result.config.digest()}, the flow expected {cfg.digest()}")
@@ -360,12 +455,14 @@ class Flow:
     def report_stage(self, train, quant, gen, verify, est) -> dict:
         key = digest("report", self.code["report"], train["key"], quant["key"], gen["key"],
                      verify.get("sim_cycles"), est.get("config_digest"), self.args.synth, self.args.target)
+        if self.selection is not None:
+            key = digest(key, self.selection)
 
         def body(tmp: Path) -> dict:
             from spikeforge.flow_report import write_flow_report
 
 
-            return write_flow_report(tmp, self.args, train, quant, gen, verify, est)
+            return write_flow_report(tmp, self.args, train, quant, gen, verify, est, selection=self.selection)
 
         result = self.stage("report", key, body)
         # The headline files also live at the top of the output folder.
@@ -384,6 +481,9 @@ class Flow:
               f"RTL sample {h['rtl_matches']}/{h['rtl_samples']} equal to the golden model")
         print(f"  latency    {h['cycles_mean']:.0f} cycles mean ({h['latency_us']:.2f} µs at {h['fmax_mhz']:.0f} MHz), "
               f"{h['speedup_vs_dense']:.2f}x fewer cycles than without zero-skipping")
+        if self.selection is not None:
+            print(f"  input bits {self.bits} (auto: smallest width within {self.selection['tolerance_pp']} pp of "
+                  f"8 bits on validation; table in the report)")
         print(f"  area       {h['area']}")
         print(f"  energy     {h['energy_nj']:.2f} nJ per inference ({h['pj_per_synop']:.2f} pJ per synaptic op)")
         print(f"  report     {self.out / 'report.md'}")

@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 
 from spikeforge.arguments import arg_type
+from spikeforge.input_width import parse_input_bits
 
 HELP = ("run the whole flow (train, quantize, generate, verify, estimate, report) on one model, "
         "by default a digits MLP 64-128-10 on an 8x8 core")
@@ -44,6 +45,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--rows", type=int, default=8, help="PE array rows (default 8)")
     parser.add_argument("--cols", type=int, default=8, help="PE array columns (default 8)")
     parser.add_argument("--weight-bits", type=int, default=8, help="weight bits (default 8)")
+    parser.add_argument("--input-bits", type=parse_input_bits, default=None, metavar="K|auto",
+                        help="bits per input pixel that train and quantize use, 1..8 (default 8, or what "
+                             "--checkpoint was trained at); auto: train and quantize at 8, 6, 5, 4, 3, 2 and keep "
+                             "the smallest width within 0.3 pp of 8 bits on a validation split")
     parser.add_argument("--samples", type=arg_type("samples"), default=20,
                         help="test images verified in RTL (default 20)")
     parser.add_argument("--sim", default="verilator", choices=("verilator", "icarus"), help="RTL simulator")
