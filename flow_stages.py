@@ -362,7 +362,7 @@ class Flow:
             if val_size:
                 from spikeforge.input_width import integer_accuracy, validation_split
 
-                x, y = validation_split(args.dataset, args.data_dir, 0, val_size)
+                x, y = validation_split(args.dataset, args.data_dir, val_size)
                 stage["validation"] = {"input_bits": bits, "val_size": val_size,
                                        "val_accuracy": integer_accuracy(tmp / "artifact", x, y)}
                 atomic_write_text(tmp / "validation.json", json.dumps(stage["validation"], indent=2) + "\n")

@@ -80,14 +80,17 @@ def choose_width(val_accuracy: Mapping[int, float], tolerance_pp: float = TOLERA
     return chosen
 
 
-def validation_split(dataset: str, data_dir: str | os.PathLike | None, split_seed: int, val_size: int):
+def validation_split(dataset: str, data_dir: str | os.PathLike | None, val_size: int, split_seed: int | None = None):
     """The validation images and labels that `spikeforge train --val-size N --split-seed S` holds
-    out (model.train.split_data), as float pixels in [0, 1]."""
+    out (model.train.split_data), as float pixels in [0, 1]; split_seed None: the trainer's default,
+    the one the flow trains with."""
     import torch
 
     from spikeforge.model.data import load_dataset
     from spikeforge.model.train import TrainConfig, split_data
 
+    if split_seed is None:
+        split_seed = TrainConfig.split_seed
     ds = load_dataset(dataset, None if data_dir is None else str(data_dir), split_seed)
     split = split_data(ds, TrainConfig(dataset=dataset, val_size=val_size, split_seed=split_seed),
                        torch.device("cpu"))
