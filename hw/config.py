@@ -34,6 +34,11 @@ NEURON_FAULTS = ("leak_off_by_one", "reset_to_zero", "wrong_step_constant")
 MAX_MEMBRANE_BITS = 48
 MAX_SCALE_BITS = 24
 MAX_STEPS = 1 << 12
+# Pipeline registers a token passes beyond its hop chain (docs/ARCHITECTURE.md, "Timing contract"):
+# the front-end token register, the registered weight read and the two product registers (the
+# shift-add tree is split after its first level). The RTL's flush counters and sim/schedule.py
+# both read this one number.
+TOKEN_PIPELINE = 4
 
 
 class ConfigError(SpikeforgeError, ValueError):
@@ -149,6 +154,21 @@ class CoreConfig:
         return (self.membrane_bits if self.multistep else self.acc_bits) + 1
 
     @property
+    def slot_bits(self) -> int:
+        """Width of a command's used-slot count (0 = every PE; else 1 .. R*C)."""
+        return max(1, self.pes.bit_length())
+
+    @property
+    def event_bits(self) -> int:
+        """Bits of one value event on the input stream: index (LSB) then value."""
+        return self.index_bits + self.max_input_bits
+
+    @property
+    def beat_bits(self) -> int:
+        """Width of the `spikes` input stream: a skip-window mask, or one value event."""
+        return max(self.skip_window, self.event_bits)
+
+    @property
     def membrane_addr_bits(self) -> int:
         return max(1, (self.membrane_depth - 1).bit_length())
 
@@ -176,8 +196,8 @@ class CoreConfig:
 
     @property
     def words_bits(self) -> int:
-        """Width of the command's word count (input beats per plane)."""
-        return max(1, (-(-self.max_inputs // self.skip_window)).bit_length())
+        """Width of the command's beat count: mask words per plane, or value events (<= max_inputs)."""
+        return max(1, self.max_inputs.bit_length())
 
     @property
     def plane_bits(self) -> int:

@@ -9,11 +9,16 @@ Weights and accumulators stay; only tokens move; there is no combinational broad
 At the end of a tile the accumulators shift south, one row per cycle, through the threshold
 unit at the bottom edge, which emits one output beat (C neurons) per row.
 
-Timing contract, no stalls (cycle c0 = the cycle the command is accepted):
+A first layer of multi-bit pixels runs in event mode: its beats are value events {index, value},
+one per non-zero pixel, and every PE adds W * value (shifted copies of W, no multiplier) from one
+read. PEs whose slot a tile does not use (`slots`) neither read nor add.
+
+Timing contract, no stalls (cycle c0 = the cycle the command is accepted; P = TOKEN_PIPELINE = 4):
 - scan:  ops emitted in cycles c0+2 .. e with e = c0 + 1 + S,
-         S = sum over input words of max(1, popcount(word)) + (n_planes - 1)
-- flush: cycles e+1 .. e+R+C-1 (the last token reaches PE (R-1, C-1) and is applied)
-- drain: cycles d0 .. d0+R-1 with d0 = e + R + C; output beat k (PE row R-1-k) is valid in
+         S = sum over input words of max(1, popcount(word)) + (n_planes - 1), or the number of
+         events in event mode
+- flush: cycles e+1 .. e+R+C-1+P (the last token reaches PE (R-1, C-1) and is applied)
+- drain: cycles d0 .. d0+R-1 with d0 = e + R + C + P; output beat k (PE row R-1-k) is valid in
          cycle d0 + 1 + k, `last` on k = R-1
 - the next command can be accepted in cycle d0 + R.
 Back-pressure: `spikes` stalls insert idle scan cycles; `out` stalls hold the drain. Neither
@@ -22,11 +27,11 @@ changes a result. sim/cycle.py implements the same contract.
 
 from __future__ import annotations
 
-from amaranth.hdl import Module, Mux, Signal, signed, unsigned
+from amaranth.hdl import Cat, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from spikeforge.hw.config import CoreConfig
+from spikeforge.hw.config import TOKEN_PIPELINE, CoreConfig
 from spikeforge.hw.neuron import NeuronUnit
 from spikeforge.hw.pe import ProcessingElement
 from spikeforge.hw.scanner import ZeroSkipScanner
@@ -42,6 +47,8 @@ def command_layout(cfg: CoreConfig) -> data.StructLayout:
     fields = {
         "n_words": unsigned(cfg.words_bits),  # input beats per plane, >= 1
         "n_planes": unsigned(cfg.plane_bits),  # 1 for spikes, k for k-bit pixels, >= 1
+        "events": unsigned(1),  # the beats are n_words value events (n_planes ignored)
+        "slots": unsigned(cfg.slot_bits),  # PE slots the tile uses, 1 .. R*C; 0: all
         "weight_base": unsigned(cfg.weight_addr_bits),
         "threshold_base": unsigned(cfg.threshold_addr_bits),
     }
@@ -93,9 +100,10 @@ class SpikeforgeCore(wiring.Component):
     """The R x C core (timing contract: the module docstring; docs/ARCHITECTURE.md).
 
     Members:
-    - `cmd` (in, stream of command_layout): one tile: n_words, n_planes, weight_base,
-      threshold_base. Accepted only while the core is idle.
-    - `spikes` (in, stream of skip_window-bit masks): the tile's input beats, planes MSB first.
+    - `cmd` (in, stream of command_layout): one tile: n_words, n_planes, events, slots,
+      weight_base, threshold_base. Accepted only while the core is idle.
+    - `spikes` (in, stream of beat_bits): the tile's input beats: skip_window-bit masks, planes
+      MSB first, or value events (events commands).
     - `out` (out, stream of output_layout): one beat per PE row (row R-1 first): row, last,
       spikes (C bits), values (C x signed acc_bits+1). Registered; once `valid` is high it and
       the payload hold until `ready`.
@@ -119,7 +127,7 @@ class SpikeforgeCore(wiring.Component):
         self._neuron_init = neuron_init
         super().__init__({
             "cmd": In(stream.Signature(command_layout(cfg))),
-            "spikes": In(stream.Signature(unsigned(cfg.skip_window))),
+            "spikes": In(stream.Signature(unsigned(cfg.beat_bits))),
             "out": Out(stream.Signature(output_layout(cfg))),
             "load": In(load_signature(cfg)),
             "idle": Out(1),
@@ -147,8 +155,9 @@ class SpikeforgeCore(wiring.Component):
                 m.submodules[f"pe_{r}_{c}"] = pe
 
         weight_base = Signal(unsigned(cfg.weight_addr_bits))
-        threshold_base = Signal(unsigned(cfg.threshold_addr_bits))
-        counter = Signal(range(max(rows + cols, 2)))
+        # The threshold address presented this cycle, a register (no adder before the memory).
+        threshold_addr = Signal(unsigned(cfg.threshold_addr_bits))
+        counter = Signal(range(rows + cols + TOKEN_PIPELINE))
         drain_row = Signal(range(max(rows, 2)))  # k: beats already drained
         drain = Signal()
 
@@ -157,14 +166,22 @@ class SpikeforgeCore(wiring.Component):
         advance = Signal()
         m.d.comb += advance.eq(~out_valid | self.out.ready)
 
-        # Front end: the scanner's op becomes a token with the PE-local weight address.
+        # Front end: the scanner's op becomes a token with the PE-local weight address, registered
+        # (the first of the TOKEN_PIPELINE registers) so no scanner logic reaches a memory address.
         token = Signal(token_layout(cfg))
-        m.d.comb += [
+        m.d.sync += [
             token.op.eq(scanner.op),
             token.addr.eq(weight_base + scanner.index),
+            token.value.eq(scanner.value),
         ]
         wiring.connect(m, wiring.flipped(self.spikes), scanner.spikes)
-        m.d.comb += [scanner.n_words.eq(self.cmd.payload.n_words), scanner.n_planes.eq(self.cmd.payload.n_planes)]
+        m.d.comb += [scanner.n_words.eq(self.cmd.payload.n_words), scanner.n_planes.eq(self.cmd.payload.n_planes),
+                     scanner.events.eq(self.cmd.payload.events)]
+        # Gating: each PE's slot-in-use bit, set when a command is accepted.
+        slots = self.cmd.payload.slots
+        active = Signal(cfg.pes)
+        with m.If(self.cmd.valid & self.cmd.ready):
+            m.d.sync += active.eq(Cat(*((slots == 0) | (slots > s) for s in range(cfg.pes))))
 
         # The array: tokens hop south along column 0 and east along each row; accumulators
         # shift south during the drain.
@@ -181,6 +198,7 @@ class SpikeforgeCore(wiring.Component):
                 if r == 0 and cfg.multistep:  # drains rotate until the command's last step
                     acc_in = Mux(step.rotate, pes[rows - 1][c].acc, 0)
                 m.d.comb += [
+                    pe.active.eq(active[r * cols + c]),
                     pe.drain.eq(drain),
                     pe.acc_in.eq(acc_in),
                     pe.wr.en.eq(self.load.valid & (load.target == LOAD_WEIGHT) & (load.select == r * cols + c)),
@@ -217,29 +235,31 @@ class SpikeforgeCore(wiring.Component):
                     m.d.comb += scanner.start.eq(1)
                     m.d.sync += [
                         weight_base.eq(self.cmd.payload.weight_base),
-                        threshold_base.eq(self.cmd.payload.threshold_base),
+                        threshold_addr.eq(self.cmd.payload.threshold_base + rows - 1),
                     ]
                     m.next = "SCAN"
             with m.State("SCAN"):
                 with m.If(scanner.done):
-                    m.d.sync += counter.eq(rows + cols - 2)
+                    m.d.sync += counter.eq(rows + cols - 2 + TOKEN_PIPELINE)
                     m.next = "FLUSH"
             with m.State("FLUSH"):
                 # Wait until the last token has been applied by PE (R-1, C-1); meanwhile
                 # fetch the threshold of the first row to drain (row R-1).
-                m.d.comb += [thr.addr.eq(threshold_base + rows - 1), thr.en.eq(1)]
+                m.d.comb += [thr.addr.eq(threshold_addr), thr.en.eq(1)]
                 m.d.sync += counter.eq(counter - 1)
                 with m.If(counter == 0):
-                    m.d.sync += drain_row.eq(0)
+                    m.d.sync += [drain_row.eq(0), threshold_addr.eq(threshold_addr - 1)]
                     m.next = "DRAIN"
             with m.State("DRAIN"):
+                # threshold_addr = threshold_base + R - 2 - drain_row: the next row's threshold
                 m.d.comb += [
-                    thr.addr.eq(threshold_base + rows - 2 - drain_row),
+                    thr.addr.eq(threshold_addr),
                     thr.en.eq(advance),
                     drain.eq(advance),
                 ]
                 with m.If(advance):
                     m.d.sync += [
+                        threshold_addr.eq(threshold_addr - 1),
                         out_valid.eq(1),
                         self.out.payload.row.eq(rows - 1 - drain_row),
                         self.out.payload.last.eq(drain_row == rows - 1),

@@ -1,19 +1,27 @@
 """Processing element: one accumulator, one local weight memory, no multiplier.
 
 Timing contract (see docs/ARCHITECTURE.md, "Timing contract"):
-- In cycle y the PE sees `tok_in` (its west or north neighbour's registered token) and
-  presents `tok_in.addr` to its weight memory's synchronous read port.
+- In cycle y the PE sees `tok_in` (its west or north neighbour's registered token) and, for an
+  ACC token while `active`, presents `tok_in.addr` to its weight memory's synchronous read port.
 - At the end of cycle y it registers the token (`tok_out`, visible to its east/south
-  neighbours in cycle y+1) and the memory returns W[addr] in cycle y+1.
-- At the end of cycle y+1 it applies the token: ACC: acc += W; DOUBLE: acc <<= 1; NONE: hold.
-  The accumulator wraps at acc_bits (two's complement), exactly as the golden model.
+  neighbours in cycle y+1); the memory returns W[addr] in cycle y+1, and the PE registers it
+  (the block RAM's output register) at the end of y+1.
+- In cycles y+2 and y+3 it forms W * value from that register as a sum of W's shifted copies,
+  one per set bit of the token's value (adders only, a balanced tree whose first level is
+  registered at the end of y+2), and registers it at the end of y+3.
+- At the end of cycle y+4 it applies the token: ACC: acc += W * value; DOUBLE: acc <<= 1; NONE:
+  hold. The accumulator wraps at acc_bits (two's complement), exactly as the golden model.
+  So a token is applied 3 cycles after the one-register-per-hop chain would (TOKEN_PIPELINE,
+  with the core's front-end token register: 4).
+- `active` low (a slot a tile does not use): the token neither reads the memory nor changes
+  the accumulator; it is still passed on.
 - `drain` (asserted by the controller only when no token is in flight) shifts the
   accumulators one row south: acc <= acc_in (the north neighbour's acc, 0 on row 0).
 """
 
 from __future__ import annotations
 
-from amaranth.hdl import Module, signed
+from amaranth.hdl import Module, Mux, Signal, signed
 from amaranth.lib import wiring
 from amaranth.lib.memory import Memory, WritePort
 from amaranth.lib.wiring import In, Out
@@ -29,6 +37,7 @@ class ProcessingElement(wiring.Component):
     - `tok_in` (in, token_layout): the west/north neighbour's registered token; its `addr` is
       read from the weight memory in the same cycle.
     - `tok_out` (out, token_layout): `tok_in` one cycle later, for the east/south neighbour.
+    - `active` (in): this PE's slot is used by the tile in flight (gating: held for a tile).
     - `drain` (in): load `acc_in` into the accumulator (no token in flight).
     - `acc_in` (in, signed acc_bits): the north neighbour's accumulator, 0 on row 0.
     - `acc` (out, signed acc_bits): the accumulator.
@@ -42,6 +51,7 @@ class ProcessingElement(wiring.Component):
         super().__init__({
             "tok_in": In(token_layout(cfg)),
             "tok_out": Out(token_layout(cfg)),
+            "active": In(1),
             "drain": In(1),
             "acc_in": In(signed(cfg.acc_bits)),
             "acc": Out(signed(cfg.acc_bits)),
@@ -56,15 +66,57 @@ class ProcessingElement(wiring.Component):
         wiring.connect(m, wiring.flipped(self.wr), mem.write_port())
         m.d.comb += [
             rd.addr.eq(self.tok_in.addr),
-            # Read only for ACC tokens: bubbles and DOUBLEs cost no memory energy.
-            rd.en.eq(self.tok_in.op == Op.ACC),
+            # Read only for ACC tokens of a used slot: bubbles, DOUBLEs and idle slots cost no memory energy.
+            rd.en.eq((self.tok_in.op == Op.ACC) & self.active),
         ]
         m.d.sync += self.tok_out.eq(self.tok_in)
+
+        # Stage 2 (cycle y+1): the word read, registered; the op of an idle slot becomes a bubble.
+        weight = Signal(signed(cfg.weight_bits))
+        op2 = Signal(Op)
+        value2 = Signal.like(self.tok_in.value)
+        m.d.sync += [
+            weight.eq(rd.data),
+            op2.eq(Mux(self.active, self.tok_out.op, Op.NONE)),
+            value2.eq(self.tok_out.value),
+        ]
+        # Stage 3 (cycles y+2, y+3): W * value as W's shifted copies, one per set bit of the value.
+        product = Signal(signed(cfg.weight_bits + cfg.max_input_bits))
+        op3 = Signal(Op)
+        # A balanced tree of two-operand adds (log2(max_input_bits) adder delays), each kept as
+        # its own adder (a carry chain on an FPGA): one merged sum would be mapped to a larger
+        # gate-level adder tree.
+        # The first level's pair sums are registered (stage 3a, cycle y+2), the rest of the tree is
+        # stage 3b (cycle y+3): no cycle holds more than two adder delays.
+        terms = [Mux(value2[b], weight << b, 0) for b in range(cfg.max_input_bits)]
+        op3a = Signal(Op)
+        m.d.sync += op3a.eq(op2)
+        level = 0
+        while len(terms) > 1:
+            level += 1
+            pairs = []
+            for k in range(0, len(terms) - 1, 2):
+                node = Signal(signed(cfg.weight_bits + cfg.max_input_bits), name=f"sum{level}_{k // 2}",
+                              attrs={"keep": 1})
+                m.d.comb += node.eq(terms[k] + terms[k + 1])
+                pairs.append(node)
+            terms = pairs + terms[len(terms) - len(terms) % 2:]
+            if level == 1:
+                staged = [Signal(signed(cfg.weight_bits + cfg.max_input_bits), name=f"pair{k}")
+                          for k in range(len(terms))]
+                m.d.sync += [reg.eq(term) for reg, term in zip(staged, terms, strict=True)]
+                terms = staged
+        if level == 0:  # one input bit: nothing to add, the first stage is a plain register
+            staged = Signal(signed(cfg.weight_bits + cfg.max_input_bits), name="pair0")
+            m.d.sync += staged.eq(terms[0])
+            terms = [staged]
+        m.d.sync += [product.eq(terms[0]), op3.eq(op3a)]
+        # Stage 4 (cycle y+4): apply.
         with m.If(self.drain):
             m.d.sync += self.acc.eq(self.acc_in)
-        with m.Elif(self.tok_out.op == Op.ACC):
-            m.d.sync += self.acc.eq(self.acc + rd.data)
-        with m.Elif(self.tok_out.op == Op.DOUBLE):
+        with m.Elif(op3 == Op.ACC):
+            m.d.sync += self.acc.eq(self.acc + product)
+        with m.Elif(op3 == Op.DOUBLE):
             if cfg.fault != "no_double":
                 m.d.sync += self.acc.eq(self.acc << 1)
         return m

@@ -6,15 +6,21 @@ bit, lowest bit first); an all-zero word costs one cycle and emits nothing. Betw
 DOUBLE op is emitted. The next beat is accepted in the cycle the current word finishes, so there
 is no bubble between words.
 
-Timing contract (no stalls): `start` in cycle c0 latches n_words/n_planes; the first beat is
-accepted in cycle c0+1; ops are emitted (combinationally, on `op`/`index`) in cycles
-c0+2 .. c0+1+S with S = sum over words of max(1, popcount) + (n_planes - 1); `done` is high in
-the last of those cycles. A stalled `spikes` stream only inserts idle cycles.
+Event mode (`events` at `start`): the command's beats are value events instead, {index, value}
+(index in the low index_bits, then max_input_bits of value), one per non-zero input; each beat
+is one ACC op with that index and value, so a first layer costs one slot per non-zero pixel and
+each PE reads each weight once per pixel. n_words is the number of events (>= 1), one plane.
+
+Timing contract (no stalls): `start` in cycle c0 latches n_words/n_planes/events; the first beat
+is accepted in cycle c0+1; ops are emitted (combinationally, on `op`/`index`/`value`) in cycles
+c0+2 .. c0+1+S with S = sum over words of max(1, popcount) + (n_planes - 1) (masks) or
+S = n_words (events); `done` is high in the last of those cycles. A stalled `spikes` stream only
+inserts idle cycles.
 """
 
 from __future__ import annotations
 
-from amaranth.hdl import Cat, Const, Module, Signal, unsigned
+from amaranth.hdl import Cat, Const, Module, Mux, Signal, unsigned
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -26,9 +32,12 @@ class ZeroSkipScanner(wiring.Component):
     """Spike-mask words in, one active input per cycle out (timing contract: the module docstring).
 
     Members:
-    - `start` (in): latch `n_words` (in, words_bits) and `n_planes` (in, plane_bits) and begin.
-    - `spikes` (in, stream of skip_window-bit masks): the input beats, planes MSB first.
-    - `op` (out, Op) and `index` (out, index_bits): this cycle's op and, for ACC, the input index.
+    - `start` (in): latch `n_words` (in, words_bits), `n_planes` (in, plane_bits) and `events`
+      (in) and begin.
+    - `spikes` (in, stream of beat_bits): the input beats: skip_window-bit masks, planes MSB
+      first, or (events) one value event per beat.
+    - `op` (out, Op), `index` (out, index_bits), `value` (out, max_input_bits): this cycle's op
+      and, for ACC, the input index and value (1 for a mask bit).
     - `done` (out): high in the cycle of the last op of the command.
     - `busy` (out): high from the cycle after `start` through the cycle of `done`.
     """
@@ -39,9 +48,11 @@ class ZeroSkipScanner(wiring.Component):
             "start": In(1),
             "n_words": In(unsigned(cfg.words_bits)),
             "n_planes": In(unsigned(cfg.plane_bits)),
-            "spikes": In(stream.Signature(unsigned(cfg.skip_window))),
+            "events": In(1),
+            "spikes": In(stream.Signature(unsigned(cfg.beat_bits))),
             "op": Out(Op),
             "index": Out(unsigned(cfg.index_bits)),
+            "value": Out(unsigned(cfg.max_input_bits)),
             "done": Out(1),
             "busy": Out(1),
         })
@@ -61,12 +72,20 @@ class ZeroSkipScanner(wiring.Component):
         word_ends_plane = Signal()
         word_in_last_plane = Signal()
         pending_double = Signal()
+        # Set bits left in `mask`, counted in a register so that no carry chain over the mask reaches
+        # `ready` (the routed critical path of `rest == 0`).
+        count = Signal(range(window + 1))
+        events = Signal()  # the command's beats are value events
+        event_index = Signal(unsigned(cfg.index_bits))
+        event_value = Signal(unsigned(cfg.max_input_bits))
 
         with m.If(self.start):
             m.d.sync += [
                 n_words.eq(self.n_words),
                 beat_word.eq(0),
-                beat_planes_left.eq(self.n_planes),
+                # An event command is one plane whatever n_planes says.
+                beat_planes_left.eq(Mux(self.events, 1, self.n_planes)),
+                events.eq(self.events),
                 have.eq(0),
                 pending_double.eq(0),
                 self.busy.eq(1),
@@ -80,23 +99,28 @@ class ZeroSkipScanner(wiring.Component):
         rest = Signal(window)
         m.d.comb += rest.eq(mask & (mask - 1))
 
-        word_done = Signal()
-        m.d.comb += word_done.eq(self.busy & have & ~pending_double & (rest == 0))
+        word_done = Signal()  # an event is one op; a mask word ends with its last set bit
+        m.d.comb += word_done.eq(self.busy & have & ~pending_double & (events | (count <= 1)))
         more_beats = beat_planes_left != 0
         m.d.comb += self.spikes.ready.eq(self.busy & more_beats & (~have | word_done))
 
         index = Signal(unsigned(cfg.index_bits))
         m.d.comb += index.eq(Cat(lsb, word) if window > 1 else word)
+        drop = Const(0)
         with m.If(self.busy & pending_double):
             m.d.comb += self.op.eq(Op.DOUBLE)
             m.d.sync += pending_double.eq(0)
+        with m.Elif(self.busy & have & events):
+            if cfg.fault == "drop_first_index":
+                drop = event_index == 0
+            with m.If(~drop):
+                m.d.comb += [self.op.eq(Op.ACC), self.index.eq(event_index), self.value.eq(event_value)]
         with m.Elif(self.busy & have & (mask != 0)):
-            drop = Const(0)
             if cfg.fault == "drop_first_index":
                 drop = index == 0
             with m.If(~drop):
-                m.d.comb += [self.op.eq(Op.ACC), self.index.eq(index)]
-            m.d.sync += mask.eq(rest)
+                m.d.comb += [self.op.eq(Op.ACC), self.index.eq(index), self.value.eq(1)]
+            m.d.sync += [mask.eq(rest), count.eq(count - 1)]
 
         with m.If(word_done):
             m.d.sync += have.eq(0)
@@ -109,9 +133,13 @@ class ZeroSkipScanner(wiring.Component):
 
         with m.If(self.spikes.valid & self.spikes.ready):
             last_word = beat_word == n_words - 1
+            payload = self.spikes.payload
             m.d.sync += [
                 have.eq(1),
-                mask.eq(self.spikes.payload),
+                mask.eq(payload[:window]),
+                count.eq(sum(payload[b] for b in range(window))),
+                event_index.eq(payload[:cfg.index_bits]),
+                event_value.eq(payload[cfg.index_bits:cfg.event_bits]),
                 word.eq(beat_word),
                 word_ends_plane.eq(last_word),
                 word_in_last_plane.eq(beat_planes_left == 1),

@@ -81,9 +81,8 @@ def smoke_testbench(cfg: CoreConfig, ports: list[dict], network=None) -> tuple[s
     width = {p["name"]: int(p["width"]) for p in ports}
     top = cfg.top_name
     name = f"tb_{top}"
-    cmd_word = _pack(_fields(command_layout(cfg)), {"n_words": cmd.n_words, "n_planes": cmd.n_planes,
-                                                    "weight_base": cmd.weight_base,
-                                                    "threshold_base": cmd.threshold_base})
+    fields = _fields(command_layout(cfg))
+    cmd_word = _pack(fields, {name: int(getattr(cmd, name)) for name in fields})
     out_fields = _fields(output_layout(cfg))
     vb = cfg.acc_bits + 1
     expected = []

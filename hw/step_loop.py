@@ -11,7 +11,8 @@ step `step + s`; its constants are at threshold_base + (per_step ? (step + s) * 
 applies to s = 0 only.
 
 Timing contract, no stalls (c0 = the accept cycle; S and the flush exactly as one step):
-- scan c0+2 .. e (e = c0 + 1 + S), flush e+1 .. e+R+C-1, drains from d0 = e + R + C
+- scan c0+2 .. e (e = c0 + 1 + S), flush e+1 .. e+R+C-1+P, drains from d0 = e + R + C + P
+  (P = TOKEN_PIPELINE)
 - output beat k = s*R + j (PE row R-1-j of step s) is valid in cycle d0 + 1 + k; `last` on the
   final beat, k = n_steps*R - 1
 - the next command can be accepted in cycle d0 + n_steps*R.
@@ -23,7 +24,7 @@ from __future__ import annotations
 
 from amaranth.hdl import Module, Mux, Signal, unsigned
 
-from spikeforge.hw.config import CoreConfig
+from spikeforge.hw.config import TOKEN_PIPELINE, CoreConfig
 
 
 class StepLoop:
@@ -41,7 +42,7 @@ class StepLoop:
         cfg = self.cfg
         rows, cols = cfg.rows, cfg.cols
         cmd = Signal(command_layout(cfg))  # the accepted command
-        counter = Signal(range(max(rows + cols, 2)))
+        counter = Signal(range(rows + cols + TOKEN_PIPELINE))
         drain_row = Signal(range(max(rows, 2)))  # j: beats of this step already drained
         step_count = Signal(unsigned(cfg.step_bits))  # s
         step_now = Signal(unsigned(cfg.step_bits))  # step + s
@@ -77,7 +78,7 @@ class StepLoop:
                     m.next = "SCAN"
             with m.State("SCAN"):
                 with m.If(scanner.done):
-                    m.d.sync += counter.eq(rows + cols - 2)
+                    m.d.sync += counter.eq(rows + cols - 2 + TOKEN_PIPELINE)
                     m.next = "FLUSH"
             with m.State("FLUSH"):
                 # Meanwhile read the first row's (row R-1) constants and membrane word.

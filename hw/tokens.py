@@ -12,9 +12,11 @@ class Op(enum.Enum, shape=unsigned(2)):
     """What a PE does with the token in its register this cycle."""
 
     NONE = 0  # bubble: hold the accumulator
-    ACC = 1  # acc += W[addr]            (one active input: a spike, or a 1 bit of a pixel plane)
+    ACC = 1  # acc += W[addr] * value   (a spike or a 1 bit of a pixel plane: value 1; a value event: its value)
     DOUBLE = 2  # acc <<= 1              (plane boundary of a multi-bit input, MSB plane first)
 
 
 def token_layout(cfg: CoreConfig) -> data.StructLayout:
-    return data.StructLayout({"op": Op, "addr": unsigned(cfg.weight_addr_bits)})
+    """op, PE-local weight address, and the input value (1 for spikes and plane bits)."""
+    return data.StructLayout({"op": Op, "addr": unsigned(cfg.weight_addr_bits),
+                              "value": unsigned(cfg.max_input_bits)})

@@ -23,8 +23,10 @@ from spikeforge.sim.schedule import scan_slots, tile_timing
 class Command:
     """One tile: n_planes x n_words input beats, weights at weight_base, thresholds at threshold_base.
 
-    The fields after threshold_base exist on multi-step cores only (hw/step_loop.py): the time step
-    of the first step, the steps run on the same accumulators, and the neuron unit's flags."""
+    The fields from membrane_base to readout exist on multi-step cores only (hw/step_loop.py): the
+    time step of the first step, the steps run on the same accumulators, and the neuron unit's
+    flags. `events`: the beats are n_words value events (encode_events; one plane). `slots`: the PE
+    slots the tile uses (0: all); the others neither read nor add (their accumulators stay 0)."""
 
     n_words: int
     n_planes: int
@@ -38,6 +40,8 @@ class Command:
     leak: bool = False
     reset_zero: bool = False
     readout: bool = False
+    events: bool = False
+    slots: int = 0
 
 
 @dataclass
@@ -99,6 +103,27 @@ def encode_input(values: np.ndarray, n_planes: int, window: int) -> tuple[int, l
     return n_words, beats
 
 
+def uses_events(layer) -> bool:
+    """A layer of multi-bit inputs (the pixels) runs as value events: one slot and one weight read
+    per non-zero pixel instead of one per set bit of every plane."""
+    return layer.input_bits > 1
+
+
+def encode_events(values: np.ndarray, index_bits: int) -> tuple[int, list[int]]:
+    """Unsigned integer inputs -> (n_events, beats): one event {index, value} per non-zero input in
+    index order (index in the low index_bits), or one zero event for an all-zero input."""
+    values = np.asarray(values, dtype=np.int64).ravel()
+    nonzero = np.flatnonzero(values)
+    if nonzero.size == 0:
+        return 1, [0]
+    return int(nonzero.size), [int(i) | int(values[i]) << index_bits for i in nonzero]
+
+
+def decode_event(cfg: CoreConfig, beat: int) -> tuple[int, int]:
+    """(index, value) of one event beat."""
+    return beat & ((1 << cfg.index_bits) - 1), (beat >> cfg.index_bits) & ((1 << cfg.max_input_bits) - 1)
+
+
 def run_tile(
     cfg: CoreConfig,
     weights: np.ndarray,
@@ -112,8 +137,16 @@ def run_tile(
     a multi-step core also takes (and updates) its neuron memories."""
     window = cfg.skip_window
     acc = np.zeros(cfg.pes, dtype=np.int64)
+    used = np.arange(cfg.pes) < (cmd.slots or cfg.pes)
+    weights = np.where(used[:, None], weights, 0)  # idle slots neither read nor add
     active = 0
-    for plane in range(cmd.n_planes):
+    if cmd.events:
+        for beat in beats[:cmd.n_words]:
+            index, value = decode_event(cfg, beat)
+            acc = wrap_signed(acc + weights[:, (cmd.weight_base + index) % cfg.weight_depth] * value, cfg.acc_bits)
+            active += 1
+        s = cmd.n_words
+    for plane in range(0 if cmd.events else cmd.n_planes):
         if plane:
             acc = wrap_signed(acc << 1, cfg.acc_bits)
         for w in range(cmd.n_words):
@@ -123,7 +156,8 @@ def run_tile(
                     addr = (cmd.weight_base + w * window + bit) % cfg.weight_depth
                     acc = wrap_signed(acc + weights[:, addr], cfg.acc_bits)
                     active += 1
-    s = scan_slots(beats, cmd.n_planes)
+    if not cmd.events:
+        s = scan_slots(beats, cmd.n_planes)
     if cfg.multistep:
         beat_cycles, next_accept = tile_timing(cfg, s, accept_cycle, cmd.n_steps)
         out = _neuron_beats(cfg, acc, thresholds, cmd, neuron or NeuronMemories.zeros(cfg), beat_cycles)

@@ -17,8 +17,24 @@ import numpy as np
 from spikeforge.hw.config import CoreConfig
 from spikeforge.hw.layout import Layout, memory_images, plan_layout
 from spikeforge.integer_network import IntegerNetwork
-from spikeforge.sim.cycle import Command, NeuronMemories, OutputBeat, encode_input, run_tile
-from spikeforge.sim.schedule import back_to_back_cycles, dense_slots, scan_slots, tile_timing
+from spikeforge.sim.cycle import (
+    Command,
+    NeuronMemories,
+    OutputBeat,
+    decode_event,
+    encode_events,
+    encode_input,
+    run_tile,
+    uses_events,
+)
+from spikeforge.sim.schedule import back_to_back_cycles, command_slots, dense_slots, tile_timing
+
+
+def ideal_slots(cfg: CoreConfig, cmd: Command, beats: list[int]) -> int:
+    """The accumulate ops a command needs: its non-zero events, or the set bits of its masks."""
+    if cmd.events:
+        return sum(1 for b in beats[:cmd.n_words] if decode_event(cfg, b)[1])
+    return sum(int(b).bit_count() for b in beats)
 
 
 @dataclass
@@ -79,10 +95,15 @@ class NetworkDriver:
         else:
             vectors = list(layer.im2col(act[None].astype(np.int64))[0])
         commands = []
+        events = uses_events(layer)
         for vec in vectors:
-            n_words, beats = encode_input(vec, layer.input_bits, cfg.skip_window)
+            if events:
+                n_words, beats = encode_events(vec, cfg.index_bits)
+            else:
+                n_words, beats = encode_input(vec, layer.input_bits, cfg.skip_window)
             for tile in tiles:
-                commands.append((Command(n_words, layer.input_bits, tile.weight_base, tile.threshold_base), beats))
+                commands.append((Command(n_words, 1 if events else layer.input_bits, tile.weight_base,
+                                         tile.threshold_base, events=events, slots=tile.outputs), beats))
         return commands
 
     def assemble(self, index: int, outcomes: Sequence[TileOutcome]) -> np.ndarray:
@@ -132,7 +153,7 @@ class NetworkDriver:
     def trace(self, index: int, commands, outcomes: Sequence[TileOutcome], output: np.ndarray) -> LayerTrace:
         cfg = self.cfg
         layer = self.net.layers[index]
-        ideal = sum(sum(int(b).bit_count() for b in beats) for _, beats in commands)
+        ideal = sum(ideal_slots(cfg, cmd, beats) for cmd, beats in commands)
         dense = int(back_to_back_cycles(cfg, [dense_slots(layer.fan_in, cmd.n_planes) for cmd, _ in commands],
                                         [cmd.n_steps for cmd, _ in commands]))
         cycles = outcomes[-1].beats[-1].cycle - outcomes[0].accept_cycle + 1
@@ -182,7 +203,7 @@ def layer_cycles_fast(net: IntegerNetwork, cfg: CoreConfig, images: np.ndarray) 
                 total = 0
                 cycle = 0
                 for cmd, beats in driver.layer_commands(index, act):
-                    beat_cycles, cycle = tile_timing(cfg, scan_slots(beats, cmd.n_planes), cycle)
+                    beat_cycles, cycle = tile_timing(cfg, command_slots(cmd, beats), cycle)
                     total = beat_cycles[-1] + 1
                 result[img, column] = total
                 column += 1

@@ -15,8 +15,8 @@ import numpy as np
 
 from spikeforge.hw.layout import membrane_base, neuron_images
 from spikeforge.integer_multistep import MultiStep, poisson_spikes
-from spikeforge.sim.cycle import Command, NeuronMemories, encode_input
-from spikeforge.sim.schedule import scan_slots, tile_timing
+from spikeforge.sim.cycle import Command, NeuronMemories, encode_events, encode_input, uses_events
+from spikeforge.sim.schedule import command_slots, tile_timing
 
 
 def neuron_memories(driver) -> NeuronMemories:
@@ -45,14 +45,19 @@ def step_commands(driver, index: int, acts: list[np.ndarray]) -> list[tuple[Comm
     flags = {"per_step": neuron.per_step, "leak": neuron.leak_shift > 0, "reset_zero": neuron.reset == "zero",
              "readout": not layer.spiking}
     commands = []
+    events = uses_events(layer)
     for t in range(1 if analog_once else ms.exit_step):
         act = acts[t]
         vectors = [act.reshape(-1)] if layer.kind == "dense" else list(layer.im2col(act[None].astype(np.int64))[0])
         for position, vec in enumerate(vectors):
-            n_words, beats = encode_input(vec, layer.input_bits, cfg.skip_window)
+            if events:
+                n_words, beats = encode_events(vec, cfg.index_bits)
+            else:
+                n_words, beats = encode_input(vec, layer.input_bits, cfg.skip_window)
             for k, tile in enumerate(tiles):
                 commands.append((Command(
-                    n_words, layer.input_bits, tile.weight_base, tile.threshold_base,
+                    n_words, 1 if events else layer.input_bits, tile.weight_base, tile.threshold_base,
+                    events=events, slots=tile.outputs,
                     membrane_base=membrane_base(net, cfg.rows, cfg.cols, index, position, k), step=t,
                     n_steps=ms.exit_step if analog_once else 1, first=t == 0, **flags), beats))
     return commands
@@ -120,7 +125,7 @@ def layer_cycles(driver, images: np.ndarray, image_ids=None) -> np.ndarray:
             if layer.kind != "pool":
                 cycle = last = 0
                 for cmd, beats in step_commands(driver, index, acts):
-                    beat_cycles, cycle = tile_timing(cfg, scan_slots(beats, cmd.n_planes), cycle, cmd.n_steps)
+                    beat_cycles, cycle = tile_timing(cfg, command_slots(cmd, beats), cycle, cmd.n_steps)
                     last = beat_cycles[-1] + 1
                 result[img, column] = last
                 column += 1

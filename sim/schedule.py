@@ -5,19 +5,21 @@ network driver (sim/driver.py), the estimator's vectorised counts (sim/estimate/
 the energy counts. hw/core.py implements the same contract in RTL, and the regressions compare
 the RTL cycle by cycle with the numbers below (docs/ARCHITECTURE.md, "Timing contract").
 
-Contract (no stalls; cycle c0 = the cycle a command is accepted):
-- scan slots   S = sum over input words of max(1, popcount(word)) + (n_planes - 1)
+Contract (no stalls; cycle c0 = the cycle a command is accepted; P = TOKEN_PIPELINE = 4, the
+front-end token register, the registered weight read and the two product registers):
+- scan slots   S = sum over input words of max(1, popcount(word)) + (n_planes - 1) (spike masks
+               and pixel planes), or S = the number of value events (event commands)
 - scan         one slot per cycle in c0+2 .. e, e = c0 + 1 + S
-- flush        e+1 .. e+R+C-1 (the last token reaches PE (R-1, C-1))
-- drain        d0 = e + R + C; output beat k (PE row R-1-k) leaves in cycle d0 + 1 + k
+- flush        e+1 .. e+R+C-1+P (the last token reaches PE (R-1, C-1) and is applied)
+- drain        d0 = e + R + C + P; output beat k (PE row R-1-k) leaves in cycle d0 + 1 + k
 - next accept  d0 + R, which is also the cycle of the last beat
-So one command occupies the core for `command_cycles` = 1 + S + 2R + C cycles (accept to next
-accept), a tile takes `tile_cycles` = S + 2R + C + 2 cycles from accept to last beat (both
-included), and commands issued back to back take sum(command_cycles) + 1 cycles.
+So one command occupies the core for `command_cycles` = 1 + S + 2R + C + P cycles (accept to
+next accept), a tile takes `tile_cycles` = S + 2R + C + P + 2 cycles from accept to last beat
+(both included), and commands issued back to back take sum(command_cycles) + 1 cycles.
 
 Multi-step cores (hw/step_loop.py): a command with n_steps steps scans and flushes once, then
 drains n_steps times, R beats each (beat k = s*R + j leaves in d0 + 1 + k), so it occupies the
-core for 1 + S + 2R + C + R*(n_steps - 1) cycles; n_steps = 1 is the one-step contract. A network
+core for 1 + S + 2R + C + P + R*(n_steps - 1) cycles; n_steps = 1 is the one-step contract. A network
 of T steps issues, per layer, one command per (position, tile, step) (the analog first layer: one
 per (position, tile) with n_steps = T), so its cycles per image are the sum over those commands.
 """
@@ -28,12 +30,17 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from spikeforge.hw.config import CoreConfig
+from spikeforge.hw.config import TOKEN_PIPELINE, CoreConfig
 
 
 def scan_slots(beats: Sequence[int], n_planes: int) -> int:
     """S of one command from its input beats (skip-window masks, plane-major)."""
     return sum(max(1, int(b).bit_count()) for b in beats) + (n_planes - 1)
+
+
+def command_slots(cmd, beats: Sequence[int]) -> int:
+    """S of one command (sim/cycle.py `Command`): its events, or its masks' scan slots."""
+    return int(cmd.n_words) if cmd.events else scan_slots(beats, cmd.n_planes)
 
 
 def scan_slots_batch(values: np.ndarray, n_planes: int, window: int) -> tuple[np.ndarray, np.ndarray, int]:
@@ -57,6 +64,12 @@ def scan_slots_batch(values: np.ndarray, n_planes: int, window: int) -> tuple[np
     return slots + n_planes - 1, active, words
 
 
+def event_slots(values: np.ndarray) -> np.ndarray:
+    """S of event commands from their unsigned inputs [..., fan_in]: one slot per non-zero input,
+    and one (a zero event) for an all-zero input."""
+    return np.maximum((np.asarray(values) != 0).sum(axis=-1), 1)
+
+
 def dense_slots(fan_in: int, n_planes: int) -> int:
     """S of the same core without zero-skipping: every input bit of every plane costs a slot."""
     return n_planes * fan_in + n_planes - 1
@@ -64,7 +77,7 @@ def dense_slots(fan_in: int, n_planes: int) -> int:
 
 def command_cycles(cfg: CoreConfig, slots, steps=1):
     """Cycles a command occupies the core, from its accept to the next command's accept."""
-    return 1 + slots + 2 * cfg.rows + cfg.cols + cfg.rows * (steps - 1)
+    return 1 + slots + 2 * cfg.rows + cfg.cols + TOKEN_PIPELINE + cfg.rows * (steps - 1)
 
 
 def tile_cycles(cfg: CoreConfig, slots, steps=1):

@@ -15,33 +15,44 @@ NONE, ACC, DOUBLE = Op.NONE.value, Op.ACC.value, Op.DOUBLE.value
 
 
 class PeModel:
-    """hw/pe.py's contract: the token in cycle y reads W[addr]; the PE registers the token (tok_out
-    in y+1) and applies it at the end of y+1: ACC adds, DOUBLE shifts left, NONE holds; drain
-    loads acc_in. The accumulator wraps at acc_bits. `mem`: the weight memory's initial contents."""
+    """hw/pe.py's contract: the token in cycle y reads W[addr] (ACC tokens while `active`); the PE
+    registers the token (tok_out in y+1), registers the word read at the end of y+1, forms
+    W * value over y+2 and y+3 and applies it at the end of y+4: ACC adds W * value, DOUBLE shifts
+    left, NONE (or an ACC/DOUBLE seen while not `active`) holds; drain loads acc_in. The
+    accumulator wraps at acc_bits. `mem`: the weight memory's initial contents."""
 
     def __init__(self, cfg: CoreConfig, mem: list[int] | None = None) -> None:
         self.cfg = cfg
         self.mem = list(mem) if mem is not None else [0] * cfg.weight_depth
-        self.tok_out = (NONE, 0)
-        self.rdata = 0
+        self.tok_out = (NONE, 0, 0)
+        self.rdata = 0  # the read port's data (holds while not enabled)
+        self.weight, self.op2, self.value2 = 0, NONE, 0
+        self.partial, self.op3a = 0, NONE
+        self.product, self.op3 = 0, NONE
         self.acc = 0
 
     def step(self, op: int, addr: int, drain: int, acc_in: int, wr_en: int = 0, wr_addr: int = 0,
-             wr_data: int = 0) -> None:
-        """One clock edge with these inputs (op/addr of `tok_in`, the write port's en/addr/data)."""
+             wr_data: int = 0, value: int = 1, active: int = 1) -> None:
+        """One clock edge with these inputs (op/addr/value of `tok_in`, `active`, the write port)."""
         if drain:
             acc = acc_in
-        elif self.tok_out[0] == ACC:
-            acc = self.acc + self.rdata
-        elif self.tok_out[0] == DOUBLE:
+        elif self.op3 == ACC:
+            acc = self.acc + self.product
+        elif self.op3 == DOUBLE:
             acc = self.acc << 1
         else:
             acc = self.acc
         self.acc = int(wrap_signed(np.int64(acc), self.cfg.acc_bits))
-        self.rdata = self.mem[addr]  # synchronous read of the old contents
+        self.product, self.op3 = self.partial, self.op3a
+        self.partial, self.op3a = self.weight * self.value2, self.op2
+        self.weight = self.rdata
+        self.op2 = self.tok_out[0] if active else NONE
+        self.value2 = self.tok_out[2]
+        if op == ACC and active:
+            self.rdata = self.mem[addr]  # synchronous read of the old contents
         if wr_en:
             self.mem[wr_addr] = wr_data
-        self.tok_out = (int(op), int(addr))
+        self.tok_out = (int(op), int(addr), int(value))
 
 
 def scanner_reference(cfg: CoreConfig, n_words: int, n_planes: int,

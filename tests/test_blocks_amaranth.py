@@ -37,6 +37,9 @@ def test_pe_accumulates_doubles_drains(weight_bits):
     ops = rng.choice([Op.NONE, Op.ACC, Op.DOUBLE], size=cycles, p=[0.3, 0.6, 0.1])
     addrs = rng.integers(0, cfg.weight_depth, size=cycles)
     drains = rng.random(cycles) < 0.05
+    values = rng.integers(0, 1 << cfg.max_input_bits, size=cycles)
+    values[rng.random(cycles) < 0.3] = 1  # spikes and plane bits
+    active = rng.random(cycles) < 0.85
     acc_in = rng.integers(cfg.acc_min, cfg.acc_max + 1, size=cycles)
 
     model = PeModel(cfg, list(map(int, mem)))
@@ -45,11 +48,14 @@ def test_pe_accumulates_doubles_drains(weight_bits):
         for t in range(cycles):
             ctx.set(dut.tok_in.op, ops[t])
             ctx.set(dut.tok_in.addr, int(addrs[t]))
+            ctx.set(dut.tok_in.value, int(values[t]))
+            ctx.set(dut.active, bool(active[t]))
             ctx.set(dut.drain, bool(drains[t]))
             ctx.set(dut.acc_in, int(acc_in[t]))
             assert ctx.get(dut.acc) == model.acc, f"cycle {t}: acc {ctx.get(dut.acc)} != {model.acc} (seed {seed})"
             assert ctx.get(dut.tok_out.op).value == model.tok_out[0], f"cycle {t}: token not forwarded (seed {seed})"
-            model.step(Op(ops[t]).value, int(addrs[t]), int(drains[t]), int(acc_in[t]))
+            model.step(Op(ops[t]).value, int(addrs[t]), int(drains[t]), int(acc_in[t]),
+                       value=int(values[t]), active=int(active[t]))
             await ctx.tick()
 
     run(dut, bench)

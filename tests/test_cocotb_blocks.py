@@ -100,12 +100,17 @@ def check_pe(cfg: CoreConfig, sim: str, seed: int) -> None:
     stim = pe_stimulus(cfg, rng)
     tok = {name: (f.offset, f.width) for name, f in token_layout(cfg)}
 
-    def pack_token(op: int, addr: int) -> int:
-        return (op << tok["op"][0]) | (addr << tok["addr"][0])
+    def pack_token(op: int, addr: int, value: int) -> int:
+        return (op << tok["op"][0]) | (addr << tok["addr"][0]) | (value << tok["value"][0])
 
-    inputs = ["tok_in", "drain", "acc_in", "wr__en", "wr__addr", "wr__data"]
-    vectors = [[pack_token(op, addr), drain, unsigned(acc_in, cfg.acc_bits), wr_en, wr_addr,
-                unsigned(wr_data, cfg.weight_bits)] for op, addr, drain, acc_in, wr_en, wr_addr, wr_data in stim]
+    values = rng.integers(0, 1 << cfg.max_input_bits, size=len(stim))
+    values[rng.random(len(stim)) < 0.3] = 1  # spikes and plane bits
+    active = (rng.random(len(stim)) < 0.85).astype(int)
+    stim = [(*row, int(v), int(a)) for row, v, a in zip(stim, values, active, strict=True)]
+    inputs = ["tok_in", "active", "drain", "acc_in", "wr__en", "wr__addr", "wr__data"]
+    vectors = [[pack_token(op, addr, value), act, drain, unsigned(acc_in, cfg.acc_bits), wr_en, wr_addr,
+                unsigned(wr_data, cfg.weight_bits)]
+               for op, addr, drain, acc_in, wr_en, wr_addr, wr_data, value, act in stim]
     outputs = ["tok_out", "acc"]
     got, _ = rtl.run_vectors(cfg, "pe", inputs, outputs, vectors, sim)
     model = PeModel(cfg)

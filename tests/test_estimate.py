@@ -8,7 +8,7 @@ import json
 import numpy as np
 import pytest
 
-from spikeforge.hw.config import ConfigError, CoreConfig
+from spikeforge.hw.config import TOKEN_PIPELINE, ConfigError, CoreConfig
 from spikeforge.hw.layout import config_for_network
 from spikeforge.integer_network import Conv, Dense, IntegerNetwork, Pool
 from spikeforge.sim.driver import NetworkDriver, layer_cycles_fast
@@ -77,15 +77,38 @@ def test_counts_by_hand():
     cfg = config_for_network(net, 2, 2, skip_window=4)
     x = np.array([[[[1, 0, 1, 1, 0]]]], dtype=np.float32)  # 3 active inputs: words 1011|0 -> 3 + 1 slots
     c = {k: int(v.sum()) for k, v in operation_counts(net, cfg, x).items()}
-    assert c["cycles"] == (1 + 4 + 2 * 2 + 2) + 1
+    p = TOKEN_PIPELINE
+    assert c["cycles"] == (1 + 4 + 2 * 2 + 2 + p) + 1
     assert c["ideal_cycles"] == 3
-    assert c["dense_cycles"] == (1 + 5 + 2 * 2 + 2) + 1
-    assert c["adds_performed"] == 3 * 4 and c["adds_useful"] == 3 * 3
+    assert c["dense_cycles"] == (1 + 5 + 2 * 2 + 2 + p) + 1
+    # gating: the unused fourth slot neither reads nor adds
+    assert c["adds_performed"] == 3 * 3 and c["adds_useful"] == 3 * 3
+    assert c["weight_reads"] == 3 * 3
     assert c["compares_performed"] == 4 and c["compares_useful"] == 3
     assert c["input_bits_read"] == 2 * 4
     assert c["dnn_macs"] == 15
     assert c["dnn_macs_nonzero"] == 3 * 3  # three non-zero inputs, three outputs each
     assert c["output_bits_written"] == 3 * (cfg.acc_bits + 1)
+
+
+def test_event_counts_by_hand():
+    # A first layer of 4-bit pixels runs as value events: one slot and one read per non-zero pixel.
+    w = np.array([[1, 0, 0, 0, 0], [0, 1, 0, 0, 0], [0, 0, 1, 0, 0]])
+    net = IntegerNetwork([Dense(w, np.zeros(3, dtype=np.int64), False, 4)], (1, 1, 5), input_bits=4)
+    cfg = config_for_network(net, 2, 2, skip_window=4)
+    pixels = np.array([15, 0, 1, 6, 0])  # 3 non-zero; set bits 4 + 1 + 2
+    x = (pixels / 15.0).astype(np.float32).reshape(1, 1, 1, 5)
+    assert (net.quantize_input(x).ravel() == pixels).all()
+    c = {k: int(v.sum()) for k, v in operation_counts(net, cfg, x).items()}
+    assert c["cycles"] == (1 + 3 + 2 * 2 + 2 + TOKEN_PIPELINE) + 1
+    assert c["ideal_cycles"] == 3
+    assert c["weight_reads"] == 3 * 3 and c["adds_performed"] == 3 * 3
+    assert c["product_adds"] == (3 + 0 + 1) * 3  # set bits beyond the first, per used slot
+    assert c["doubles_performed"] == 0
+    assert c["input_bits_read"] == 3 * cfg.event_bits
+    x0 = np.zeros_like(x)  # an empty image still sends one (zero) event
+    c0 = {k: int(v.sum()) for k, v in operation_counts(net, cfg, x0).items()}
+    assert c0["cycles"] == (1 + 1 + 2 * 2 + 2 + TOKEN_PIPELINE) + 1 and c0["ideal_cycles"] == 0
 
 
 def test_energy_model_points_and_comparison():

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 from test_multistep_rtl import tiny_network
 
-from spikeforge.hw.config import CoreConfig
+from spikeforge.hw.config import TOKEN_PIPELINE, CoreConfig
 from spikeforge.hw.layout import config_for_network
 from spikeforge.sim.driver import NetworkDriver, layer_cycles_fast
 from spikeforge.sim.estimate import area_model
@@ -17,7 +17,7 @@ from spikeforge.sim.schedule import command_cycles, tile_timing
 
 def test_step_loop_cycles_are_the_schedule() -> None:
     cfg = CoreConfig(rows=3, cols=2, membrane_bits=24, offset_bits=8, max_steps=5)
-    assert command_cycles(cfg, 7, 1) == 1 + 7 + 2 * 3 + 2
+    assert command_cycles(cfg, 7, 1) == 1 + 7 + 2 * 3 + 2 + TOKEN_PIPELINE
     assert command_cycles(cfg, 7, 5) == command_cycles(cfg, 7, 1) + 3 * 4
     beats, nxt = tile_timing(cfg, 7, 10, 5)
     assert len(beats) == 15 and beats[-1] == nxt == 10 + command_cycles(cfg, 7, 5)

@@ -44,6 +44,7 @@ FEATURES = (
     "col_acc",
     "col_lutram_mux",
     "scan_enc",
+    "pe_product",
     "ctrl",
 )
 
@@ -88,6 +89,8 @@ def features(cfg: CoreConfig) -> dict[str, float]:
         "col_acc": cols * cfg.acc_bits,
         "col_lutram_mux": cols * max(0, tmap["banks"] - 1) * cfg.threshold_bits,
         "scan_enc": cfg.skip_window * (lsb + 1),  # priority encoder + mask register
+        # the v2 PE pipeline: the shift-add tree of W * value and its two registers
+        "pe_product": pes * (cfg.weight_bits + cfg.max_input_bits) * cfg.max_input_bits,
         "ctrl": cfg.weight_addr_bits + cfg.threshold_addr_bits + cfg.index_bits + cfg.words_bits,
     }
 
@@ -212,7 +215,8 @@ def fit(records: list[tuple[CoreConfig, dict[str, float]]]) -> dict[str, dict[st
 
 # Calibration and held-out configs: small arrays (cheap to synthesize) spanning every feature,
 # EBR and LUT RAM weight memories; the held-out set adds larger arrays the fit never sees.
-def _cfg(r: int, c: int, wb: int, acc: int, window: int, depth: int, tdepth: int, inputs: int) -> CoreConfig:
+def _cfg(r: int, c: int, wb: int, acc: int, window: int, depth: int, tdepth: int, inputs: int,
+         input_bits: int = 8) -> CoreConfig:
     return CoreConfig(
         rows=r,
         cols=c,
@@ -223,7 +227,7 @@ def _cfg(r: int, c: int, wb: int, acc: int, window: int, depth: int, tdepth: int
         max_inputs=inputs,
         weight_depth=depth,
         threshold_depth=tdepth,
-        max_input_bits=8,
+        max_input_bits=input_bits,
     )
 
 
@@ -232,16 +236,16 @@ CALIBRATION = (
     _cfg(1, 2, 4, 12, 8, 64, 16, 64),
     _cfg(2, 1, 8, 20, 16, 512, 32, 256),
     _cfg(2, 2, 8, 20, 32, 256, 32, 128),
-    _cfg(2, 2, 4, 16, 32, 64, 16, 64),
+    _cfg(2, 2, 4, 16, 32, 64, 16, 64, 2),
     _cfg(1, 4, 8, 24, 64, 1024, 64, 1024),
-    _cfg(4, 1, 6, 18, 4, 128, 32, 128),
+    _cfg(4, 1, 6, 18, 4, 128, 32, 128, 1),
     _cfg(2, 3, 8, 16, 32, 32, 8, 32),
-    _cfg(2, 4, 5, 14, 8, 128, 16, 128),
+    _cfg(2, 4, 5, 14, 8, 128, 16, 128, 4),
     _cfg(3, 3, 8, 20, 32, 256, 32, 128),
 )
 HOLDOUT = (
     _cfg(4, 4, 8, 20, 32, 256, 32, 128),
-    _cfg(2, 8, 4, 16, 16, 128, 16, 128),
+    _cfg(2, 8, 4, 16, 16, 128, 16, 128, 4),
     _cfg(3, 5, 6, 18, 32, 256, 32, 256),
 )
 

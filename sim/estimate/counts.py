@@ -12,7 +12,8 @@ import numpy as np
 
 from spikeforge.hw.config import CoreConfig
 from spikeforge.integer_network import IntegerNetwork
-from spikeforge.sim.schedule import back_to_back_cycles, dense_slots, scan_slots_batch
+from spikeforge.sim.cycle import uses_events
+from spikeforge.sim.schedule import back_to_back_cycles, dense_slots, event_slots, scan_slots_batch
 
 CHUNK = 64  # images per vectorised step (bounds the im2col memory of conv layers)
 
@@ -28,6 +29,7 @@ COUNT_KEYS = (
     "adds_performed",
     "adds_useful",
     "doubles_performed",
+    "product_adds",
     "weight_reads",
     "compares_performed",
     "compares_useful",
@@ -40,6 +42,28 @@ COUNT_KEYS = (
     "dnn_input_reads",
     "dnn_outputs",
 )
+
+
+def scan_counts(cfg: CoreConfig, layer, vec: np.ndarray) -> dict[str, np.ndarray]:
+    """Per image [images, vectors], for one layer's input vectors [images, vectors, fan_in]: the scan
+    slots S of a command, the tokens every used PE slot reads and adds, the ideal (non-zero) ops,
+    the extra adds of the value tokens' shifted copies, the plane doublings and the input bits
+    streamed. Event layers (sim/cycle.py `uses_events`): one token per non-zero pixel (a zero event
+    for an empty input); mask layers: one per set bit of every plane."""
+    vec = np.asarray(vec, dtype=np.int64)
+    if uses_events(layer):
+        slots = event_slots(vec)
+        nonzero = (vec != 0).sum(axis=-1)
+        popcount = np.zeros(vec.shape, dtype=np.int64)
+        for bit in range(layer.input_bits):
+            popcount += (vec >> bit) & 1
+        return {"slots": slots, "tokens": slots, "active": nonzero,
+                "product_adds": np.maximum(popcount - 1, 0).sum(axis=-1),
+                "doubles": np.zeros_like(slots), "input_bits": slots * cfg.event_bits}
+    s, active, words = scan_slots_batch(vec, layer.input_bits, cfg.skip_window)
+    return {"slots": s, "tokens": active, "active": active, "product_adds": np.zeros_like(s),
+            "doubles": np.full_like(s, layer.input_bits - 1),
+            "input_bits": np.full_like(s, words * layer.input_bits * cfg.skip_window)}
 
 
 def operation_counts(net: IntegerNetwork, cfg: CoreConfig, images: np.ndarray) -> dict[str, np.ndarray]:
@@ -66,26 +90,30 @@ def operation_counts(net: IntegerNetwork, cfg: CoreConfig, images: np.ndarray) -
                     vec = act.reshape(len(batch), 1, -1).astype(np.int64)
                 else:
                     vec = layer.im2col(act.astype(np.int64))
-                planes = layer.input_bits
-                s, active, words = scan_slots_batch(vec, planes, cfg.skip_window)
+                scan = scan_counts(cfg, layer, vec)
+                s = scan["slots"]
                 v = vec.shape[1]
                 tiles = len(layout.tiles_of(index))
-                a = active.sum(axis=1)
+                a = scan["active"].sum(axis=1)
+                tokens = scan["tokens"].sum(axis=1)
                 sel = (slice(lo, lo + len(batch)), column)
-                # Commands in driver order: each input vector once per output tile.
+                # Commands in driver order: each input vector once per output tile. Gating: a tile's
+                # tokens are read and added only by its used slots, layer.outputs over all tiles.
                 out["cycles"][sel] = back_to_back_cycles(cfg, np.repeat(s, tiles, axis=1))
                 out["ideal_cycles"][sel] = tiles * a
+                planes = 1 if uses_events(layer) else layer.input_bits
                 dense = np.full((len(batch), v * tiles), dense_slots(layer.fan_in, planes))
                 out["dense_cycles"][sel] = back_to_back_cycles(cfg, dense)
                 out["commands"][sel] = v * tiles
-                out["adds_performed"][sel] = a * tiles * pes
+                out["adds_performed"][sel] = tokens * layer.outputs
                 out["adds_useful"][sel] = a * layer.outputs
-                out["doubles_performed"][sel] = v * tiles * (planes - 1) * pes
-                out["weight_reads"][sel] = a * tiles * pes
+                out["doubles_performed"][sel] = scan["doubles"].sum(axis=1) * layer.outputs
+                out["product_adds"][sel] = scan["product_adds"].sum(axis=1) * layer.outputs
+                out["weight_reads"][sel] = tokens * layer.outputs
                 out["compares_performed"][sel] = v * tiles * pes
                 out["compares_useful"][sel] = v * layer.outputs
                 out["threshold_reads"][sel] = v * tiles * pes
-                out["input_bits_read"][sel] = v * tiles * words * planes * cfg.skip_window
+                out["input_bits_read"][sel] = scan["input_bits"].sum(axis=1) * tiles
                 width = 1 if layer.spiking else cfg.acc_bits + 1
                 out["output_bits_written"][sel] = v * layer.outputs * width
                 o = outputs[index]

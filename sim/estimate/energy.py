@@ -9,9 +9,10 @@ Sources (all Horowitz, "Computing's energy problem", ISSCC 2014, 45 nm; the proj
   are smaller than 8 KB, so this is an upper bound for them; writes are taken at the read cost.
 
 What is counted (sim/estimate/ `operation_counts`): accumulates performed by the array (every
-ACC token adds in all R*C PEs, including slots unused in a layer's last tile) and the useful ones,
-plane doublings (charged as an add: an upper bound, a shift is a mux), weight-memory reads (one
-word per PE per ACC token, assuming the read port is enabled only for ACC tokens), threshold reads
+ACC token adds in each PE slot its tile uses; unused slots are gated) and the useful ones, plane
+doublings (charged as an add: an upper bound, a shift is a mux), the value tokens' shifted-copy adds
+(one add of weight + 8 bits per set bit of a pixel beyond the first), weight-memory reads (one word
+per used PE slot per ACC token: the read port is enabled only for those), threshold reads
 and comparisons (one per PE slot per tile), input-beat reads (every command streams its input
 words) and output writes (one bit per spike, acc_bits + 1 per readout value). A multi-step core
 adds, per PE slot and drain, a membrane read and write (membrane_bits each), the scale and offset
@@ -72,6 +73,8 @@ def snn_energy(
     parts = {
         "accumulate": counts["adds_performed"] * e_add(acc_bits),
         "double": counts["doubles_performed"] * e_add(acc_bits),
+        # the value tokens' shifted copies of W: one (weight + input)-bit add per set bit beyond the first
+        "product": counts.get("product_adds", 0.0) * e_add(weight_bits + 8),
         "weight_read": counts["weight_reads"] * weight_bits * bit,
         "compare": counts["compares_performed"] * e_add(acc_bits + 1),
         "threshold_read": counts["threshold_reads"] * threshold_bits * bit,
@@ -88,7 +91,7 @@ def snn_energy(
     return {
         "parts_pj": parts,
         "total_pj": total,
-        "compute_pj": parts["accumulate"] + parts["double"] + parts["compare"],
+        "compute_pj": parts["accumulate"] + parts["double"] + parts["product"] + parts["compare"],
         "pj_per_synop": total / useful,
         # The convention of SNN papers: useful synaptic ops times one add, no memory.
         "synops_x_add_pj": counts["adds_useful"] * e_add(acc_bits),

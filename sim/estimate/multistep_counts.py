@@ -14,7 +14,9 @@ import numpy as np
 
 from spikeforge.hw.config import CoreConfig
 from spikeforge.integer_network import IntegerNetwork
-from spikeforge.sim.schedule import back_to_back_cycles, dense_slots, scan_slots_batch
+from spikeforge.sim.cycle import uses_events
+from spikeforge.sim.estimate.counts import scan_counts
+from spikeforge.sim.schedule import back_to_back_cycles, dense_slots
 
 NEURON_KEYS = ("membrane_reads", "membrane_writes", "constant_reads", "neuron_multiplies", "neuron_adds")
 
@@ -46,14 +48,18 @@ def multistep_counts(net: IntegerNetwork, cfg: CoreConfig, images: np.ndarray, c
                 continue
             once = ms.input_coding == "analog" and index == 0
             passes, drains = (1, steps) if once else (steps, 1)
-            planes = layer.input_bits
+            planes = 1 if uses_events(layer) else layer.input_bits
             tiles = len(layout.tiles_of(index))
-            slots, active, words, vectors, nonzero = [], 0, 0, 0, 0
+            slots, active, tokens, vectors, nonzero = [], 0, 0, 0, 0
+            scan_sum = {"doubles": 0, "product_adds": 0, "input_bits": 0}
             for t in range(passes):
                 vec = acts[t].reshape(len(batch), 1, -1) if layer.kind == "dense" else layer.im2col(acts[t])
-                s, a, words = scan_slots_batch(vec.astype(np.int64), planes, cfg.skip_window)
-                slots.append(np.repeat(s, tiles, axis=1))
-                active = active + a.sum(axis=1)
+                scan = scan_counts(cfg, layer, vec)
+                slots.append(np.repeat(scan["slots"], tiles, axis=1))
+                active = active + scan["active"].sum(axis=1)
+                tokens = tokens + scan["tokens"].sum(axis=1)
+                for key in scan_sum:
+                    scan_sum[key] = scan_sum[key] + scan[key].sum(axis=1)
                 nonzero = nonzero + (vec != 0).sum(axis=(1, 2))
                 vectors = vec.shape[1]
             s_all = np.concatenate(slots, axis=1)
@@ -68,14 +74,16 @@ def multistep_counts(net: IntegerNetwork, cfg: CoreConfig, images: np.ndarray, c
                 "ideal_cycles": tiles * active,
                 "dense_cycles": back_to_back_cycles(cfg, dense, drains),
                 "commands": np.full(len(batch), commands),
-                "adds_performed": active * tiles * pes,
+                # gating: a tile's tokens are read and added by its used slots only
+                "adds_performed": tokens * layer.outputs,
                 "adds_useful": active * layer.outputs,
-                "doubles_performed": np.full(len(batch), commands * (planes - 1) * pes),
-                "weight_reads": active * tiles * pes,
+                "doubles_performed": scan_sum["doubles"] * layer.outputs,
+                "product_adds": scan_sum["product_adds"] * layer.outputs,
+                "weight_reads": tokens * layer.outputs,
                 "compares_performed": np.full(len(batch), drain_total * pes),
                 "compares_useful": np.full(len(batch), vectors * steps * layer.outputs),
                 "threshold_reads": np.full(len(batch), drain_total * pes),
-                "input_bits_read": np.full(len(batch), commands * words * planes * cfg.skip_window),
+                "input_bits_read": scan_sum["input_bits"] * tiles,
                 "output_bits_written": np.full(len(batch), vectors * steps * layer.outputs * width),
                 "spikes_out": o.sum(axis=(1, 2)) if layer.spiking else np.zeros(len(batch), np.int64),
                 "dnn_macs": np.full(len(batch), vectors * layer.fan_in * layer.outputs),

@@ -15,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import shutil
 import time
 from dataclasses import dataclass
@@ -119,15 +120,25 @@ def block_verilog(kind: str, cfg: CoreConfig, network: IntegerNetwork | None = N
 
 
 def icarus_compatible(text: str) -> str:
-    """Amaranth's combinational processes as SystemVerilog `always_comb` for Icarus.
+    """Yosys's Verilog made to settle at time 0 under Icarus.
 
-    Yosys writes them as `always @*` and relies on a register initialiser to trigger them at
-    time 0; Icarus 11 runs initialisers before any process waits, so a process whose inputs do
-    not change after reset (the FSM's `cmd.ready`, `idle`) would show X until they do.
-    `always_comb` is evaluated once at time 0 by definition. Only the process keyword changes
-    (Icarus warns that it widens some sensitivity lists, which is harmless).
+    Yosys writes Amaranth's combinational processes as `always @*` and puts a dummy read of a
+    trigger register (initialised to 0) in each, relying on that initialiser to wake them at
+    time 0. Icarus 11 runs initialisers before any process waits, so a process whose inputs do
+    not change after reset (the FSM's `cmd.ready`, `idle`) would show X until they do. Here the
+    trigger starts as X and an `initial` block sets it to 0 after a `#0`, once every process
+    waits: each combinational process then runs once at time 0.
+
+    (Rewriting them as `always_comb` instead makes Icarus widen constant bit selects to the
+    whole vector, and the core-v2 netlist then spins at one simulation time.)
     """
-    return text.replace("always @*", "always_comb")
+    pattern = re.compile(r"^(\s*)reg (\\\$auto\$verilog_backend\.cc:\d+:dump_module\$\d+) += 0;$", re.M)
+    text, found = pattern.subn(lambda m: f"{m.group(1)}reg {m.group(2)} ;\n"
+                                         f"{m.group(1)}initial begin #0 {m.group(2)}  = 1'b0; end", text)
+    if found == 0 and "always @*" in text:
+        raise RtlError("the Verilog has no yosys time-0 trigger register to rewrite for Icarus; "
+                       "this yosys writes combinational processes differently: report it with its version")
+    return text
 
 
 @dataclass(frozen=True)

@@ -6,12 +6,13 @@ The one random-case generator used by the Amaranth tests, the cocotb regression 
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
 
 from spikeforge.hw.config import FAULTS, PROTOCOL_FAULTS, CoreConfig
-from spikeforge.sim.cycle import Command, encode_input, run_tile
+from spikeforge.sim.cycle import Command, encode_events, encode_input, run_tile
 
 
 @dataclass
@@ -29,8 +30,7 @@ def case_json(case: TileCase) -> dict:
     return {
         "weights": np.asarray(case.weights, dtype=np.int64).tolist(),
         "thresholds": np.asarray(case.thresholds, dtype=np.int64).tolist(),
-        "commands": [[c.n_words, c.n_planes, c.weight_base, c.threshold_base, list(map(int, beats))]
-                     for c, beats in case.commands],
+        "commands": [[dataclasses.asdict(c), list(map(int, beats))] for c, beats in case.commands],
         "stall_seed": case.stall_seed,
     }
 
@@ -67,11 +67,13 @@ def random_memories(cfg: CoreConfig, rng: np.random.Generator) -> tuple[np.ndarr
 
 def random_commands(cfg: CoreConfig, rng: np.random.Generator, count: int) -> list[tuple[Command, list[int]]]:
     """Commands with the corners: no spikes, all spikes (all ones on every plane), the longest
-    fan-in (max_inputs), the most planes; otherwise random fan-in, planes and density."""
+    fan-in (max_inputs), the most planes; otherwise random fan-in, planes and density. Every other
+    multi-bit command runs as value events (kinds 1 and 2 cover the empty and the full event
+    list), and slots (gating) are random: all, one, or any count."""
     planes_max = cfg.max_input_bits
     commands = []
     for n in range(count):
-        kind = n % 6
+        kind = n % 8
         fan_in = cfg.max_inputs if kind in (0, 3) else int(rng.integers(1, cfg.max_inputs + 1))
         planes = int(rng.integers(1, planes_max + 1)) if kind != 4 else planes_max
         if kind == 1:
@@ -81,19 +83,26 @@ def random_commands(cfg: CoreConfig, rng: np.random.Generator, count: int) -> li
         else:
             density = float(rng.choice([0.02, 0.1, 0.3, 0.6, rng.random()]))
             values = rng.integers(0, 1 << planes, size=fan_in) * (rng.random(fan_in) < density)
-        commands.append(command_for(cfg, rng, values, planes))
+        events = kind in (5, 6, 7) or (kind in (1, 2) and n % 16 >= 8)
+        slots = int(rng.choice([0, 1, cfg.pes, int(rng.integers(1, cfg.pes + 1))]))
+        commands.append(command_for(cfg, rng, values, planes, events=events, slots=slots))
     return commands
 
 
 def command_for(cfg: CoreConfig, rng: np.random.Generator, values: np.ndarray, planes: int,
-                weight_base: int | None = None) -> tuple[Command, list[int]]:
-    """A command over the unsigned inputs `values` (random bases where not given)."""
-    n_words, beats = encode_input(values, planes, cfg.skip_window)
-    span_w = n_words * cfg.skip_window
+                weight_base: int | None = None, events: bool = False, slots: int = 0) -> tuple[Command, list[int]]:
+    """A command over the unsigned inputs `values` (random bases where not given), as mask planes
+    or (events) value events."""
+    if events:
+        n_words, beats = encode_events(values, cfg.index_bits)
+        span_w = len(values)
+    else:
+        n_words, beats = encode_input(values, planes, cfg.skip_window)
+        span_w = n_words * cfg.skip_window
     if weight_base is None:
         weight_base = int(rng.integers(0, max(1, cfg.weight_depth - span_w + 1)))
     tbase = int(rng.integers(0, cfg.threshold_depth - cfg.rows + 1))
-    return Command(n_words, planes, weight_base, tbase), beats
+    return Command(n_words, 1 if events else planes, weight_base, tbase, events=events, slots=slots), beats
 
 
 def random_case(cfg: CoreConfig, rng: np.random.Generator, count: int) -> TileCase:

@@ -58,7 +58,7 @@ async def scanner(dut) -> None:
     watch = Stopwatch()
     cocotb.start_soon(Clock(dut.clk, CLOCK_NS, unit="ns").start())
     dut.rst.value = 1
-    for name in ("start", "n_words", "n_planes", "spikes__valid", "spikes__payload"):
+    for name in ("start", "n_words", "n_planes", "events", "spikes__valid", "spikes__payload"):
         ports.set(name, 0)
     for _ in range(2):
         await RisingEdge(dut.clk)
