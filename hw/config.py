@@ -34,6 +34,7 @@ NEURON_FAULTS = ("leak_off_by_one", "reset_to_zero", "wrong_step_constant")
 MAX_MEMBRANE_BITS = 48
 MAX_SCALE_BITS = 24
 MAX_STEPS = 1 << 12
+MAX_CONV_COORD_BITS = 8
 # Pipeline registers a token passes beyond its hop chain (docs/ARCHITECTURE.md, "Timing contract"):
 # the front-end token register, the registered weight read and the two product registers (the
 # shift-add tree is split after its first level). The RTL's flush counters and sim/schedule.py
@@ -76,6 +77,11 @@ class CoreConfig:
     leak_shift          k of the leak U - (U >> k) (a constant shift; 0: no leak hardware).
     membrane_depth      membrane words per column.
     max_steps           the most time steps one command may run (the analog first layer).
+
+    Event-driven convolution (hw/conv_tiling.py); 0 is the core without it, whose RTL, cycles and
+    area do not change:
+    conv_coord_bits     bits of an input event's window coordinates y, x (0: conv layers run
+                        one command per output position, from the spike im2col).
     """
 
     rows: int = 8
@@ -95,6 +101,7 @@ class CoreConfig:
     leak_shift: int = 0
     membrane_depth: int = 1
     max_steps: int = 1
+    conv_coord_bits: int = 0
 
     def __post_init__(self) -> None:
         _check_range("rows", self.rows, 1, MAX_ROWS, f"use 1 <= --rows <= {MAX_ROWS}")
@@ -117,6 +124,11 @@ class CoreConfig:
         _check_range("threshold_depth", self.threshold_depth, 1, MAX_THRESHOLD_DEPTH,
                      f"use 1 <= threshold_depth <= {MAX_THRESHOLD_DEPTH}")
         self._check_neuron_unit()
+        _check_range("conv_coord_bits", self.conv_coord_bits, 0, MAX_CONV_COORD_BITS,
+                     f"use 0 (no event-driven conv) <= conv_coord_bits <= {MAX_CONV_COORD_BITS}")
+        if self.conv_coord_bits and self.multistep:
+            raise ConfigError("conv_coord_bits > 0 needs a one-time-step core (membrane_bits=0); "
+                              "use conv_coord_bits=0 on a multi-step core")
         if self.fault is not None and self.fault not in FAULTS + NEURON_FAULTS:
             raise ConfigError(f"fault={self.fault!r} is unknown; use one of {FAULTS + NEURON_FAULTS} "
                               "(test-only) or none")
@@ -159,9 +171,19 @@ class CoreConfig:
         return max(1, self.pes.bit_length())
 
     @property
+    def conv(self) -> bool:
+        """True when the core runs conv layers as input events (hw/conv_tiling.py)."""
+        return self.conv_coord_bits > 0
+
+    @property
+    def conv_shift_bits(self) -> int:
+        """Width of a conv command's shift fields (group, width: 0 .. log2(R*C); pitch: 0 .. coord bits)."""
+        return max(1, max(self.pes.bit_length() - 1, self.conv_coord_bits).bit_length())
+
+    @property
     def event_bits(self) -> int:
-        """Bits of one value event on the input stream: index (LSB) then value."""
-        return self.index_bits + self.max_input_bits
+        """Bits of one value event on the input stream: index (LSB), value, then (conv cores) y and x."""
+        return self.index_bits + self.max_input_bits + 2 * self.conv_coord_bits
 
     @property
     def beat_bits(self) -> int:
@@ -245,7 +267,10 @@ class CoreConfig:
 
     def digest(self) -> str:
         """Content hash of the config, used to cache builds and synthesis runs."""
-        text = json.dumps(self.to_dict(), sort_keys=True)
+        fields = self.to_dict()
+        if not self.conv_coord_bits:  # a core without conv events hashes as it did before the field existed
+            del fields["conv_coord_bits"]
+        text = json.dumps(fields, sort_keys=True)
         return hashlib.sha256(text.encode()).hexdigest()[:16]
 
     def replace(self, **changes: Any) -> CoreConfig:

@@ -27,7 +27,7 @@ changes a result. sim/cycle.py implements the same contract.
 
 from __future__ import annotations
 
-from amaranth.hdl import Cat, Module, Mux, Signal, signed, unsigned
+from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -52,6 +52,21 @@ def command_layout(cfg: CoreConfig) -> data.StructLayout:
         "weight_base": unsigned(cfg.weight_addr_bits),
         "threshold_base": unsigned(cfg.threshold_addr_bits),
     }
+    if cfg.conv:  # event-driven conv (hw/conv_tiling.py): the tile's geometry
+        shift = unsigned(cfg.conv_shift_bits)
+        kernel = unsigned(cfg.conv_coord_bits + 1)
+        fields.update({
+            "conv": unsigned(1),  # the events are conv events (effective with `events` only)
+            "group_shift": shift,  # 2^group_shift channel slots per output position
+            "width_shift": shift,  # 2^width_shift positions per tile row
+            "stride_shift": unsigned(2),
+            "pitch_shift": shift,  # kernel row pitch 2^pitch_shift words
+            "kernel_h": kernel,
+            "kernel_w": kernel,
+            "n_ch": unsigned(cfg.slot_bits),  # channels, position rows and columns the tile uses
+            "n_y": unsigned(cfg.slot_bits),
+            "n_x": unsigned(cfg.slot_bits),
+        })
     if cfg.multistep:  # the neuron unit's step loop (hw/neuron.py)
         fields.update({
             "membrane_base": unsigned(cfg.membrane_addr_bits),
@@ -174,14 +189,21 @@ class SpikeforgeCore(wiring.Component):
             token.addr.eq(weight_base + scanner.index),
             token.value.eq(scanner.value),
         ]
+        if cfg.conv:
+            m.d.sync += [token.y.eq(scanner.y), token.x.eq(scanner.x)]
         wiring.connect(m, wiring.flipped(self.spikes), scanner.spikes)
         m.d.comb += [scanner.n_words.eq(self.cmd.payload.n_words), scanner.n_planes.eq(self.cmd.payload.n_planes),
                      scanner.events.eq(self.cmd.payload.events)]
         # Gating: each PE's slot-in-use bit, set when a command is accepted.
         slots = self.cmd.payload.slots
         active = Signal(cfg.pes)
-        with m.If(self.cmd.valid & self.cmd.ready):
-            m.d.sync += active.eq(Cat(*((slots == 0) | (slots > s) for s in range(cfg.pes))))
+        accept = self.cmd.valid & self.cmd.ready
+        in_slots = [(slots == 0) | (slots > s) for s in range(cfg.pes)]
+        if cfg.conv:
+            conv_regs = self._conv_geometry(m, accept, in_slots, active)
+        else:
+            with m.If(accept):
+                m.d.sync += active.eq(Cat(*in_slots))
 
         # The array: tokens hop south along column 0 and east along each row; accumulators
         # shift south during the drain.
@@ -197,6 +219,10 @@ class SpikeforgeCore(wiring.Component):
                 acc_in = pes[r - 1][c].acc if r > 0 else 0
                 if r == 0 and cfg.multistep:  # drains rotate until the command's last step
                     acc_in = Mux(step.rotate, pes[rows - 1][c].acc, 0)
+                if cfg.conv:
+                    conv, dys, dxs, kernel_h, kernel_w, pitch = conv_regs
+                    m.d.comb += [pe.conv.eq(conv), pe.dy.eq(dys[r * cols + c]), pe.dx.eq(dxs[r * cols + c]),
+                                 pe.kernel_h.eq(kernel_h), pe.kernel_w.eq(kernel_w), pe.pitch.eq(pitch)]
                 m.d.comb += [
                     pe.active.eq(active[r * cols + c]),
                     pe.drain.eq(drain),
@@ -217,6 +243,44 @@ class SpikeforgeCore(wiring.Component):
             ]
             step.elaborate_into(m, self, thr, scanner, drain, advance, weight_base)
             return m
+        return self._command_fsm(m, scanner, thr, weight_base, threshold_addr, counter, drain_row, drain, advance)
+
+    def _conv_geometry(self, m: Module, accept, in_slots: list, active: Signal):
+        """Registers set when a command is accepted on a conv core: the conv flag, the kernel and
+        pitch, each PE's receptive-field offset (dy, dx) and its slot-in-use bit, from the slot
+        formulas of hw/conv_tiling.py (shifts and comparisons of the PE's constant slot number)."""
+        cfg = self.cfg
+        p = self.cmd.payload
+        coord = cfg.conv_coord_bits
+        conv = Signal()
+        kernel_h = Signal(unsigned(coord + 1))
+        kernel_w = Signal(unsigned(coord + 1))
+        pitch = Signal(unsigned(cfg.conv_shift_bits))
+        dys = [Signal(unsigned(coord), name=f"dy_{s}") for s in range(cfg.pes)]
+        dxs = [Signal(unsigned(coord), name=f"dx_{s}") for s in range(cfg.pes)]
+        is_conv = p.conv & p.events
+        used = []
+        with m.If(accept):
+            m.d.sync += [conv.eq(is_conv), kernel_h.eq(p.kernel_h), kernel_w.eq(p.kernel_w), pitch.eq(p.pitch_shift)]
+            for s in range(cfg.pes):
+                slot = Const(s, cfg.slot_bits)
+                q = (slot >> p.group_shift)[:cfg.slot_bits]
+                ch = (slot - (q << p.group_shift))[:cfg.slot_bits]
+                ly = (q >> p.width_shift)[:cfg.slot_bits]
+                lx = (q - (ly << p.width_shift))[:cfg.slot_bits]
+                in_tile = (ch < p.n_ch) & (ly < p.n_y) & (lx < p.n_x)
+                used.append(in_slots[s] & (~is_conv | in_tile))
+                m.d.sync += [dys[s].eq((ly << p.stride_shift)[:coord]), dxs[s].eq((lx << p.stride_shift)[:coord])]
+            m.d.sync += active.eq(Cat(*used))
+        return conv, dys, dxs, kernel_h, kernel_w, pitch
+
+    def _command_fsm(self, m: Module, scanner, thr, weight_base, threshold_addr, counter, drain_row, drain,
+                     advance) -> Module:
+        """The one-step core's command FSM: IDLE, SCAN, FLUSH, DRAIN (timing: the module docstring)."""
+        cfg = self.cfg
+        rows, cols = cfg.rows, cfg.cols
+        load = self.load.payload
+        out_valid = self.out.valid
         m.d.comb += [
             thr.wr.en.eq(self.load.valid & (load.target == LOAD_THRESHOLD)),
             thr.wr_col.eq(load.select),

@@ -5,6 +5,11 @@ A compute layer with `outputs` neurons needs ceil(outputs / (R*C)) tiles; tile t
 stores, in every PE, the weights W[t*R*C + s, 0..fan_in-1] at addresses base .. base+fan_in-1,
 and, in every column c, the thresholds of slots (r, c) at threshold addresses tbase + r.
 Unused slots of the last tile hold zero weights and threshold 0; the driver ignores them.
+
+On a conv core (`conv_coord_bits > 0`) an event-capable conv layer is placed by its tiling
+(hw/conv_tiling.py) instead: one tile per channel tile of `group` channels; PE slot s stores the
+kernels of its channel ch = s mod group, [ci][ky][kx] with a row pitch of 2^pitch_shift words, and
+its column the channel's threshold at tbase + r. Every position slot of a channel repeats them.
 The layout is the single source for the generator's memory init, the driver's commands and the
 estimators' memory sizes.
 """
@@ -19,6 +24,7 @@ import numpy as np
 
 from spikeforge import atomic_write_text
 from spikeforge.hw.config import ConfigError, CoreConfig
+from spikeforge.hw.conv_tiling import ConvTiling, choose_tiling, conv_coord_bits_for
 from spikeforge.integer_network import IntegerNetwork, signed_bits_for_range
 
 
@@ -38,9 +44,14 @@ class Layout:
     tiles: tuple[TilePlacement, ...]
     weight_words: int  # PE weight-memory words used
     threshold_words: int
+    conv_tilings: tuple[tuple[int, ConvTiling], ...] = ()  # (layer index, tiling) of the event conv layers
 
     def tiles_of(self, layer: int) -> list[TilePlacement]:
         return [t for t in self.tiles if t.layer == layer]
+
+    def conv_tiling(self, layer: int) -> ConvTiling | None:
+        """The event tiling of layer `layer`, or None when it runs one command per position (or is dense)."""
+        return dict(self.conv_tilings).get(layer)
 
 
 def constant_blocks(net: IntegerNetwork, index: int) -> int:
@@ -52,15 +63,39 @@ def constant_blocks(net: IntegerNetwork, index: int) -> int:
     return int(neuron.scale.shape[0]) if neuron.per_step else 1
 
 
-def place_tiles(net: IntegerNetwork, rows: int, cols: int) -> tuple[tuple[TilePlacement, ...], int, int]:
+def conv_tilings(net: IntegerNetwork, rows: int, cols: int, conv_coord_bits: int = 0) -> dict[int, ConvTiling]:
+    """The event tiling of every conv layer that runs as events on such a core (none at 0 bits, or
+    on a multi-step network)."""
+    if conv_coord_bits <= 0 or net.multistep is not None:
+        return {}
+    probe = CoreConfig(rows=rows, cols=cols, conv_coord_bits=conv_coord_bits)
+    found = {}
+    for index, layer in enumerate(net.layers):
+        t = choose_tiling(layer, probe)
+        if t is not None:
+            found[index] = t
+    return found
+
+
+def place_tiles(net: IntegerNetwork, rows: int, cols: int,
+                conv_coord_bits: int = 0) -> tuple[tuple[TilePlacement, ...], int, int]:
     """(tiles, weight words per PE, threshold words per column) of `net` on an R x C array: the
     placement rule of the module docstring, with no check of any memory or width. On a multi-step
     network with per-step constants, a tile's block for step t is at threshold_base + t*R."""
     slots = rows * cols
     tiles: list[TilePlacement] = []
     wbase = tbase = 0
+    tilings = conv_tilings(net, rows, cols, conv_coord_bits)
     for index, layer in enumerate(net.layers):
         if layer.kind == "pool":
+            continue
+        if index in tilings:
+            tiling = tilings[index]
+            for t in range(tiling.channel_tiles):
+                first = t * tiling.group
+                tiles.append(TilePlacement(index, t, first, min(tiling.group, layer.outputs - first), wbase, tbase))
+                wbase += tiling.words
+                tbase += rows
             continue
         for t in range(-(-layer.outputs // slots)):
             first = t * slots
@@ -88,9 +123,15 @@ def membrane_words(net: IntegerNetwork, rows: int, cols: int) -> int:
 
 def plan_layout(net: IntegerNetwork, cfg: CoreConfig) -> Layout:
     """Place every compute layer's tiles; refuse configs whose memories or widths are too small."""
+    tilings = conv_tilings(net, cfg.rows, cfg.cols, cfg.conv_coord_bits)
     for index, layer in enumerate(net.layers):
         if layer.kind == "pool":
             continue
+        if index in tilings and tilings[index].words > cfg.max_inputs:
+            raise ConfigError(
+                f"max_inputs={cfg.max_inputs} is smaller than layer {index}'s event index range "
+                f"{tilings[index].words} (cin x kernel rows x pitch); use max_inputs >= {tilings[index].words}"
+            )
         if layer.fan_in > cfg.max_inputs:
             raise ConfigError(
                 f"max_inputs={cfg.max_inputs} is smaller than layer {index}'s fan-in {layer.fan_in}; "
@@ -101,7 +142,7 @@ def plan_layout(net: IntegerNetwork, cfg: CoreConfig) -> Layout:
                 f"max_input_bits={cfg.max_input_bits} is smaller than layer {index}'s input_bits "
                 f"{layer.input_bits}; use max_input_bits >= {layer.input_bits}"
             )
-    tiles, wbase, tbase = place_tiles(net, cfg.rows, cfg.cols)
+    tiles, wbase, tbase = place_tiles(net, cfg.rows, cfg.cols, cfg.conv_coord_bits)
     if wbase > cfg.weight_depth:
         raise ConfigError(
             f"weight_depth={cfg.weight_depth} is too small: the model needs {wbase} words per PE "
@@ -127,7 +168,7 @@ def plan_layout(net: IntegerNetwork, cfg: CoreConfig) -> Layout:
     if thr_need > cfg.threshold_max + 1:
         raise ConfigError(f"threshold_bits={cfg.threshold_bits} cannot hold threshold {thr_need}; "
                           f"use threshold_bits >= {thr_need.bit_length() + 1}")
-    return Layout(cfg, tiles, wbase, tbase)
+    return Layout(cfg, tiles, wbase, tbase, tuple(sorted(tilings.items())))
 
 
 def check_neuron_unit(net: IntegerNetwork, cfg: CoreConfig) -> None:
@@ -156,6 +197,10 @@ def memory_images(net: IntegerNetwork, layout: Layout) -> tuple[np.ndarray, np.n
     thresholds = np.zeros((cfg.cols, cfg.threshold_depth), dtype=np.int64)
     for tile in layout.tiles:
         layer = net.layers[tile.layer]
+        tiling = layout.conv_tiling(tile.layer)
+        if tiling is not None:
+            _place_conv_tile(cfg, layer, tiling, tile, weights, thresholds)
+            continue
         wm = layer.weight_matrix()
         for s in range(tile.outputs):
             out = tile.first_output + s
@@ -164,6 +209,21 @@ def memory_images(net: IntegerNetwork, layout: Layout) -> tuple[np.ndarray, np.n
             for block in range(constant_blocks(net, tile.layer)):
                 thresholds[c, tile.threshold_base + block * cfg.rows + r] = layer.threshold[out]
     return weights, thresholds
+
+
+def _place_conv_tile(cfg: CoreConfig, layer, tiling: ConvTiling, tile: TilePlacement, weights: np.ndarray,
+                     thresholds: np.ndarray) -> None:
+    """One channel tile of an event conv layer (the module docstring's rule)."""
+    ch, _, _ = tiling.slot_geometry(cfg.pes)
+    kernels = np.zeros((layer.outputs, tiling.cin, tiling.kernel_h, 1 << tiling.pitch_shift), dtype=np.int64)
+    kernels[..., : tiling.kernel_w] = layer.weight
+    kernels = kernels.reshape(layer.outputs, -1)
+    for s in range(min(tiling.slots, cfg.pes)):
+        if ch[s] < tile.outputs:
+            out = tile.first_output + int(ch[s])
+            weights[s, tile.weight_base: tile.weight_base + tiling.words] = kernels[out]
+            r, c = divmod(s, cfg.cols)
+            thresholds[c, tile.threshold_base + r] = layer.threshold[out]
 
 
 def neuron_images(net: IntegerNetwork, layout: Layout) -> tuple[np.ndarray, np.ndarray]:
@@ -249,6 +309,7 @@ def config_for_network(
     skip_window: int = 32,
     acc_bits: int | None = None,
     fault: str | None = None,
+    conv_events: bool = True,
 ) -> CoreConfig:
     """The smallest valid CoreConfig that runs `net` on an R x C array: the one config that
     generate, verify, estimate, sweep and the flow all build for a model.
@@ -256,7 +317,8 @@ def config_for_network(
     Widths come from the network (weights, worst-case accumulator, thresholds) unless given;
     memory depths are the layout's word counts rounded up to a power of two (the address width
     is the same, and block RAMs come in powers of two). A width narrower than the model needs is
-    refused with the field and the fix.
+    refused with the field and the fix. `conv_events` (one-step networks with conv layers): run the
+    conv layers as input events (hw/conv_tiling.py) rather than one command per output position.
     """
     net.validate()
     CoreConfig(rows=rows, cols=cols, skip_window=skip_window)  # range checks first, one-line errors
@@ -265,7 +327,9 @@ def config_for_network(
     t_lo = min(int(layer.threshold.min(initial=0)) for layer in net.compute_layers)
     t_hi = max(int(layer.threshold.max(initial=0)) for layer in net.compute_layers)
     tb = min(acc, max(2, signed_bits_for_range(t_lo, t_hi)))
-    _, wwords, twords = place_tiles(net, rows, cols)
+    coord = conv_coord_bits_for(net, rows, cols) if conv_events and net.multistep is None else 0
+    tilings = conv_tilings(net, rows, cols, coord)
+    _, wwords, twords = place_tiles(net, rows, cols, coord)
     steps = multistep_fields(net, rows, cols, acc)
     if steps:
         tb = min(steps["membrane_bits"], max(2, signed_bits_for_range(t_lo, t_hi)))
@@ -277,10 +341,11 @@ def config_for_network(
         threshold_bits=tb,
         skip_window=skip_window,
         max_input_bits=max(max(layer.input_bits for layer in net.compute_layers), 1),
-        max_inputs=max(layer.fan_in for layer in net.compute_layers),
+        max_inputs=max([layer.fan_in for layer in net.compute_layers] + [t.words for t in tilings.values()]),
         weight_depth=_pow2(wwords),
         threshold_depth=_pow2(twords),
         fault=fault,
+        conv_coord_bits=coord,
         **steps,
     )
     plan_layout(net, cfg)  # the one place that refuses what does not fit (weight_bits or acc_bits too narrow, ...)

@@ -15,13 +15,17 @@ Timing contract (see docs/ARCHITECTURE.md, "Timing contract"):
   with the core's front-end token register: 4).
 - `active` low (a slot a tile does not use): the token neither reads the memory nor changes
   the accumulator; it is still passed on.
+- Conv cores, a conv command (`conv`): the token is an input event at window coordinates (y, x);
+  in cycle y the PE forms ky = y - dy, kx = x - dx (its own receptive-field offset, fixed for the
+  tile) and reads W[addr + (ky << pitch | kx)] only when 0 <= ky < kernel_h and 0 <= kx < kernel_w;
+  an event outside its receptive field is a bubble for this PE (hw/conv_tiling.py).
 - `drain` (asserted by the controller only when no token is in flight) shifts the
   accumulators one row south: acc <= acc_in (the north neighbour's acc, 0 on row 0).
 """
 
 from __future__ import annotations
 
-from amaranth.hdl import Module, Mux, Signal, signed
+from amaranth.hdl import Module, Mux, Signal, signed, unsigned
 from amaranth.lib import wiring
 from amaranth.lib.memory import Memory, WritePort
 from amaranth.lib.wiring import In, Out
@@ -38,6 +42,9 @@ class ProcessingElement(wiring.Component):
       read from the weight memory in the same cycle.
     - `tok_out` (out, token_layout): `tok_in` one cycle later, for the east/south neighbour.
     - `active` (in): this PE's slot is used by the tile in flight (gating: held for a tile).
+    - conv cores only, held for a tile: `conv` (in: the tokens are conv events), `dy`, `dx` (in,
+      conv_coord_bits: the PE's receptive-field offset in the window), `kernel_h`, `kernel_w`
+      (in, conv_coord_bits+1), `pitch` (in, conv_shift_bits: log2 of the kernel row pitch).
     - `drain` (in): load `acc_in` into the accumulator (no token in flight).
     - `acc_in` (in, signed acc_bits): the north neighbour's accumulator, 0 on row 0.
     - `acc` (out, signed acc_bits): the accumulator.
@@ -48,7 +55,7 @@ class ProcessingElement(wiring.Component):
     def __init__(self, cfg: CoreConfig, init: list[int] | None = None):
         self.cfg = cfg
         self._init = list(init) if init is not None else []
-        super().__init__({
+        members = {
             "tok_in": In(token_layout(cfg)),
             "tok_out": Out(token_layout(cfg)),
             "active": In(1),
@@ -56,7 +63,13 @@ class ProcessingElement(wiring.Component):
             "acc_in": In(signed(cfg.acc_bits)),
             "acc": Out(signed(cfg.acc_bits)),
             "wr": Out(WritePort.Signature(addr_width=cfg.weight_addr_bits, shape=signed(cfg.weight_bits))),
-        })
+        }
+        if cfg.conv:
+            coord = cfg.conv_coord_bits
+            members.update({"conv": In(1), "dy": In(unsigned(coord)), "dx": In(unsigned(coord)),
+                            "kernel_h": In(unsigned(coord + 1)), "kernel_w": In(unsigned(coord + 1)),
+                            "pitch": In(unsigned(cfg.conv_shift_bits))})
+        super().__init__(members)
 
     def elaborate(self, platform):
         cfg = self.cfg
@@ -64,12 +77,32 @@ class ProcessingElement(wiring.Component):
         m.submodules.weights = mem = Memory(shape=signed(cfg.weight_bits), depth=cfg.weight_depth, init=self._init)
         rd = mem.read_port(domain="sync")
         wiring.connect(m, wiring.flipped(self.wr), mem.write_port())
-        m.d.comb += [
-            rd.addr.eq(self.tok_in.addr),
-            # Read only for ACC tokens of a used slot: bubbles, DOUBLEs and idle slots cost no memory energy.
-            rd.en.eq((self.tok_in.op == Op.ACC) & self.active),
-        ]
+        if cfg.conv:
+            uses = Signal()  # the token is for this PE: always, but for conv events outside its field
+            coord = cfg.conv_coord_bits
+            ky = Signal(signed(coord + 1))
+            kx = Signal(signed(coord + 1))
+            inside = Signal()
+            m.d.comb += [
+                ky.eq(self.tok_in.y - self.dy),
+                kx.eq(self.tok_in.x - self.dx),
+                inside.eq((ky >= 0) & (ky < self.kernel_h) & (kx >= 0) & (kx < self.kernel_w)),
+                uses.eq(~self.conv | inside),
+                rd.addr.eq(Mux(self.conv, self.tok_in.addr + ((ky.as_unsigned()[:coord] << self.pitch)
+                                                              | kx.as_unsigned()[:coord]),
+                               self.tok_in.addr)),
+            ]
+            # Read only for ACC tokens of a used slot: bubbles, DOUBLEs, idle slots and conv events
+            # outside the receptive field cost no memory energy.
+            m.d.comb += rd.en.eq((self.tok_in.op == Op.ACC) & self.active & uses)
+        else:
+            m.d.comb += [rd.addr.eq(self.tok_in.addr), rd.en.eq((self.tok_in.op == Op.ACC) & self.active)]
         m.d.sync += self.tok_out.eq(self.tok_in)
+        gate = self.active
+        if cfg.conv:
+            used = Signal()
+            m.d.sync += used.eq(uses)
+            gate = self.active & used
 
         # Stage 2 (cycle y+1): the word read, registered; the op of an idle slot becomes a bubble.
         weight = Signal(signed(cfg.weight_bits))
@@ -77,7 +110,7 @@ class ProcessingElement(wiring.Component):
         value2 = Signal.like(self.tok_in.value)
         m.d.sync += [
             weight.eq(rd.data),
-            op2.eq(Mux(self.active, self.tok_out.op, Op.NONE)),
+            op2.eq(Mux(gate, self.tok_out.op, Op.NONE)),
             value2.eq(self.tok_out.value),
         ]
         # Stage 3 (cycles y+2, y+3): W * value as W's shifted copies, one per set bit of the value.

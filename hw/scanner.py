@@ -10,6 +10,8 @@ Event mode (`events` at `start`): the command's beats are value events instead, 
 (index in the low index_bits, then max_input_bits of value), one per non-zero input; each beat
 is one ACC op with that index and value, so a first layer costs one slot per non-zero pixel and
 each PE reads each weight once per pixel. n_words is the number of events (>= 1), one plane.
+On a conv core (cfg.conv) an event also carries its window coordinates {y, x} after the value
+(hw/conv_tiling.py); they come out on `y`, `x` with the op (0 for mask ops).
 
 Timing contract (no stalls): `start` in cycle c0 latches n_words/n_planes/events; the first beat
 is accepted in cycle c0+1; ops are emitted (combinationally, on `op`/`index`/`value`) in cycles
@@ -38,13 +40,14 @@ class ZeroSkipScanner(wiring.Component):
       first, or (events) one value event per beat.
     - `op` (out, Op), `index` (out, index_bits), `value` (out, max_input_bits): this cycle's op
       and, for ACC, the input index and value (1 for a mask bit).
+    - `y`, `x` (out, conv_coord_bits; conv cores only): the event's window coordinates.
     - `done` (out): high in the cycle of the last op of the command.
     - `busy` (out): high from the cycle after `start` through the cycle of `done`.
     """
 
     def __init__(self, cfg: CoreConfig):
         self.cfg = cfg
-        super().__init__({
+        members = {
             "start": In(1),
             "n_words": In(unsigned(cfg.words_bits)),
             "n_planes": In(unsigned(cfg.plane_bits)),
@@ -55,7 +58,10 @@ class ZeroSkipScanner(wiring.Component):
             "value": Out(unsigned(cfg.max_input_bits)),
             "done": Out(1),
             "busy": Out(1),
-        })
+        }
+        if cfg.conv:
+            members.update({"y": Out(unsigned(cfg.conv_coord_bits)), "x": Out(unsigned(cfg.conv_coord_bits))})
+        super().__init__(members)
 
     def elaborate(self, platform):
         cfg = self.cfg
@@ -78,6 +84,9 @@ class ZeroSkipScanner(wiring.Component):
         events = Signal()  # the command's beats are value events
         event_index = Signal(unsigned(cfg.index_bits))
         event_value = Signal(unsigned(cfg.max_input_bits))
+        if cfg.conv:
+            event_y = Signal(unsigned(cfg.conv_coord_bits))
+            event_x = Signal(unsigned(cfg.conv_coord_bits))
 
         with m.If(self.start):
             m.d.sync += [
@@ -115,6 +124,8 @@ class ZeroSkipScanner(wiring.Component):
                 drop = event_index == 0
             with m.If(~drop):
                 m.d.comb += [self.op.eq(Op.ACC), self.index.eq(event_index), self.value.eq(event_value)]
+                if cfg.conv:
+                    m.d.comb += [self.y.eq(event_y), self.x.eq(event_x)]
         with m.Elif(self.busy & have & (mask != 0)):
             if cfg.fault == "drop_first_index":
                 drop = index == 0
@@ -139,11 +150,15 @@ class ZeroSkipScanner(wiring.Component):
                 mask.eq(payload[:window]),
                 count.eq(sum(payload[b] for b in range(window))),
                 event_index.eq(payload[:cfg.index_bits]),
-                event_value.eq(payload[cfg.index_bits:cfg.event_bits]),
+                event_value.eq(payload[cfg.index_bits:cfg.index_bits + cfg.max_input_bits]),
                 word.eq(beat_word),
                 word_ends_plane.eq(last_word),
                 word_in_last_plane.eq(beat_planes_left == 1),
             ]
+            if cfg.conv:
+                coords = cfg.index_bits + cfg.max_input_bits
+                m.d.sync += [event_y.eq(payload[coords:coords + cfg.conv_coord_bits]),
+                             event_x.eq(payload[coords + cfg.conv_coord_bits:coords + 2 * cfg.conv_coord_bits])]
             with m.If(last_word):
                 m.d.sync += [beat_word.eq(0), beat_planes_left.eq(beat_planes_left - 1)]
             with m.Else():

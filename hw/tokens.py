@@ -17,6 +17,9 @@ class Op(enum.Enum, shape=unsigned(2)):
 
 
 def token_layout(cfg: CoreConfig) -> data.StructLayout:
-    """op, PE-local weight address, and the input value (1 for spikes and plane bits)."""
-    return data.StructLayout({"op": Op, "addr": unsigned(cfg.weight_addr_bits),
-                              "value": unsigned(cfg.max_input_bits)})
+    """op, PE-local weight address, the input value (1 for spikes and plane bits) and, on a conv
+    core, the event's window coordinates y, x (hw/conv_tiling.py)."""
+    fields = {"op": Op, "addr": unsigned(cfg.weight_addr_bits), "value": unsigned(cfg.max_input_bits)}
+    if cfg.conv:
+        fields.update({"y": unsigned(cfg.conv_coord_bits), "x": unsigned(cfg.conv_coord_bits)})
+    return data.StructLayout(fields)

@@ -26,7 +26,9 @@ class Command:
     The fields from membrane_base to readout exist on multi-step cores only (hw/step_loop.py): the
     time step of the first step, the steps run on the same accumulators, and the neuron unit's
     flags. `events`: the beats are n_words value events (encode_events; one plane). `slots`: the PE
-    slots the tile uses (0: all); the others neither read nor add (their accumulators stay 0)."""
+    slots the tile uses (0: all); the others neither read nor add (their accumulators stay 0).
+    `conv` to `n_x` exist on conv cores only (hw/conv_tiling.py): with `events`, the events are conv
+    events {index, value, y, x} and the fields give the tile's geometry."""
 
     n_words: int
     n_planes: int
@@ -42,6 +44,16 @@ class Command:
     readout: bool = False
     events: bool = False
     slots: int = 0
+    conv: bool = False
+    group_shift: int = 0
+    width_shift: int = 0
+    stride_shift: int = 0
+    pitch_shift: int = 0
+    kernel_h: int = 0
+    kernel_w: int = 0
+    n_ch: int = 0
+    n_y: int = 0
+    n_x: int = 0
 
 
 @dataclass
@@ -119,6 +131,43 @@ def encode_events(values: np.ndarray, index_bits: int) -> tuple[int, list[int]]:
     return int(nonzero.size), [int(i) | int(values[i]) << index_bits for i in nonzero]
 
 
+def encode_conv_events(cfg: CoreConfig, events: list[tuple[int, int, int, int]]) -> tuple[int, list[int]]:
+    """Conv events (index, value, y, x) -> (n_events, beats), packed {index, value, y, x} from the
+    LSB; no event -> one zero event (index 0, value 0: it adds nothing)."""
+    if not events:
+        return 1, [0]
+    value_at, y_at = cfg.index_bits, cfg.index_bits + cfg.max_input_bits
+    x_at = y_at + cfg.conv_coord_bits
+    return len(events), [index | value << value_at | y << y_at | x << x_at for index, value, y, x in events]
+
+
+def decode_conv_event(cfg: CoreConfig, beat: int) -> tuple[int, int, int, int]:
+    """(index, value, y, x) of one conv event beat."""
+    index, value = decode_event(cfg, beat)
+    coord = (1 << cfg.conv_coord_bits) - 1
+    y_at = cfg.index_bits + cfg.max_input_bits
+    return index, value, beat >> y_at & coord, beat >> (y_at + cfg.conv_coord_bits) & coord
+
+
+def conv_command(cmd: Command) -> bool:
+    """The command's events are conv events (the RTL latches `conv & events`)."""
+    return bool(cmd.conv and cmd.events)
+
+
+def conv_pe_state(cfg: CoreConfig, cmd: Command) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per PE slot, what the RTL latches at accept for a conv command: (dy, dx, in_tile), the slot
+    formulas of hw/conv_tiling.py with the RTL's widths (slot_bits values, coord-bit offsets)."""
+    slot_mask = (1 << cfg.slot_bits) - 1
+    coord_mask = (1 << cfg.conv_coord_bits) - 1
+    s = np.arange(cfg.pes, dtype=np.int64)
+    q = (s >> cmd.group_shift) & slot_mask
+    ch = (s - (q << cmd.group_shift)) & slot_mask
+    ly = (q >> cmd.width_shift) & slot_mask
+    lx = (q - (ly << cmd.width_shift)) & slot_mask
+    in_tile = (ch < cmd.n_ch) & (ly < cmd.n_y) & (lx < cmd.n_x)
+    return (ly << cmd.stride_shift) & coord_mask, (lx << cmd.stride_shift) & coord_mask, in_tile
+
+
 def decode_event(cfg: CoreConfig, beat: int) -> tuple[int, int]:
     """(index, value) of one event beat."""
     return beat & ((1 << cfg.index_bits) - 1), (beat >> cfg.index_bits) & ((1 << cfg.max_input_bits) - 1)
@@ -138,9 +187,24 @@ def run_tile(
     window = cfg.skip_window
     acc = np.zeros(cfg.pes, dtype=np.int64)
     used = np.arange(cfg.pes) < (cmd.slots or cfg.pes)
-    weights = np.where(used[:, None], weights, 0)  # idle slots neither read nor add
+    weights = np.where(used[:, None], weights, 0)  # idle slots neither read nor add (conv: also outside the tile)
     active = 0
-    if cmd.events:
+    if conv_command(cmd):
+        dy, dx, in_tile = conv_pe_state(cfg, cmd)
+        used &= in_tile
+        rows = np.arange(cfg.pes)
+        addr_mask = (1 << cfg.weight_addr_bits) - 1
+        coord_mask = (1 << cfg.conv_coord_bits) - 1
+        for beat in beats[:cmd.n_words]:
+            index, value, y, x = decode_conv_event(cfg, beat)
+            ky, kx = y - dy, x - dx
+            inside = used & (ky >= 0) & (ky < cmd.kernel_h) & (kx >= 0) & (kx < cmd.kernel_w)
+            tap = ((ky & coord_mask) << cmd.pitch_shift) | (kx & coord_mask)
+            addr = (((cmd.weight_base + index) & addr_mask) + tap) & addr_mask
+            acc = wrap_signed(acc + np.where(inside, weights[rows, addr % cfg.weight_depth], 0) * value, cfg.acc_bits)
+            active += int(inside.any())
+        s = cmd.n_words
+    elif cmd.events:
         for beat in beats[:cmd.n_words]:
             index, value = decode_event(cfg, beat)
             acc = wrap_signed(acc + weights[:, (cmd.weight_base + index) % cfg.weight_depth] * value, cfg.acc_bits)

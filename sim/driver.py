@@ -15,13 +15,16 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from spikeforge.hw.config import CoreConfig
+from spikeforge.hw.conv_tiling import ConvTiling, window_events
 from spikeforge.hw.layout import Layout, memory_images, plan_layout
 from spikeforge.integer_network import IntegerNetwork
 from spikeforge.sim.cycle import (
     Command,
     NeuronMemories,
     OutputBeat,
+    decode_conv_event,
     decode_event,
+    encode_conv_events,
     encode_events,
     encode_input,
     run_tile,
@@ -32,6 +35,8 @@ from spikeforge.sim.schedule import back_to_back_cycles, command_slots, dense_sl
 
 def ideal_slots(cfg: CoreConfig, cmd: Command, beats: list[int]) -> int:
     """The accumulate ops a command needs: its non-zero events, or the set bits of its masks."""
+    if cmd.conv and cmd.events:
+        return sum(1 for b in beats[:cmd.n_words] if decode_conv_event(cfg, b)[1])
     if cmd.events:
         return sum(1 for b in beats[:cmd.n_words] if decode_event(cfg, b)[1])
     return sum(int(b).bit_count() for b in beats)
@@ -90,6 +95,9 @@ class NetworkDriver:
         layer = self.net.layers[index]
         cfg = self.cfg
         tiles = self.layout.tiles_of(index)
+        tiling = self.layout.conv_tiling(index)
+        if tiling is not None:
+            return self._conv_commands(tiling, tiles, act)
         if layer.kind == "dense":
             vectors = [act.reshape(-1)]
         else:
@@ -106,10 +114,45 @@ class NetworkDriver:
                                          tile.threshold_base, events=events, slots=tile.outputs), beats))
         return commands
 
+    def _conv_commands(self, tiling: ConvTiling, tiles, act: np.ndarray) -> list[tuple[Command, list[int]]]:
+        """An event conv layer: one command per (channel tile, output tile), its window's events."""
+        p = tiling.padding
+        padded = np.pad(np.asarray(act, dtype=np.int64), ((0, 0), (p, p), (p, p)))
+        commands = []
+        for t, oy0, ox0, n_y, n_x in tiling.tiles():
+            n, beats = encode_conv_events(self.cfg, window_events(tiling, padded, oy0, ox0))
+            placement = tiles[t]
+            commands.append((Command(n, 1, placement.weight_base, placement.threshold_base, events=True,
+                                     slots=tiling.slots, conv=True, group_shift=tiling.group_shift,
+                                     width_shift=tiling.width_shift, stride_shift=tiling.stride_shift,
+                                     pitch_shift=tiling.pitch_shift, kernel_h=tiling.kernel_h,
+                                     kernel_w=tiling.kernel_w, n_ch=placement.outputs, n_y=n_y, n_x=n_x), beats))
+        return commands
+
+    def _assemble_conv(self, index: int, tiling: ConvTiling, outcomes: Sequence[TileOutcome]) -> np.ndarray:
+        cfg = self.cfg
+        layer = self.net.layers[index]
+        tiles = self.layout.tiles_of(index)
+        ch, ly, lx = tiling.slot_geometry(cfg.pes)
+        out = np.zeros((layer.outputs, *layer.out_hw), dtype=np.int64)
+        for (t, oy0, ox0, n_y, n_x), outcome in zip(tiling.tiles(), outcomes, strict=True):
+            placement = tiles[t]
+            for beat in outcome.beats:
+                for c in range(cfg.cols):
+                    slot = beat.row * cfg.cols + c
+                    if slot < tiling.slots and ch[slot] < placement.outputs and ly[slot] < n_y and lx[slot] < n_x:
+                        value = beat.values[c]
+                        out[placement.first_output + ch[slot], oy0 + ly[slot], ox0 + lx[slot]] = \
+                            value >= 0 if layer.spiking else value
+        return out.astype(bool) if layer.spiking else out
+
     def assemble(self, index: int, outcomes: Sequence[TileOutcome]) -> np.ndarray:
         """Output beats of layer `index`'s commands -> the layer's output map."""
         layer = self.net.layers[index]
         cfg = self.cfg
+        tiling = self.layout.conv_tiling(index)
+        if tiling is not None:
+            return self._assemble_conv(index, tiling, outcomes)
         tiles = self.layout.tiles_of(index)
         positions = 1 if layer.kind == "dense" else layer.positions
         flat = np.zeros((positions, layer.outputs), dtype=np.int64)
@@ -154,8 +197,13 @@ class NetworkDriver:
         cfg = self.cfg
         layer = self.net.layers[index]
         ideal = sum(ideal_slots(cfg, cmd, beats) for cmd, beats in commands)
-        dense = int(back_to_back_cycles(cfg, [dense_slots(layer.fan_in, cmd.n_planes) for cmd, _ in commands],
-                                        [cmd.n_steps for cmd, _ in commands]))
+        tiling = self.layout.conv_tiling(index)
+        if tiling is not None:  # without zero-skipping every input of the window is an event
+            _, in_h, in_w = layer.in_shape
+            per_command = [tiling.window_inputs(in_h, in_w, oy0, ox0) for _, oy0, ox0, _, _ in tiling.tiles()]
+        else:
+            per_command = [dense_slots(layer.fan_in, cmd.n_planes) for cmd, _ in commands]
+        dense = int(back_to_back_cycles(cfg, per_command, [cmd.n_steps for cmd, _ in commands]))
         cycles = outcomes[-1].beats[-1].cycle - outcomes[0].accept_cycle + 1
         return LayerTrace(index, layer.kind, len(commands), cycles, ideal, dense, output, list(outcomes))
 

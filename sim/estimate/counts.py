@@ -66,6 +66,61 @@ def scan_counts(cfg: CoreConfig, layer, vec: np.ndarray) -> dict[str, np.ndarray
             "input_bits": np.full_like(s, words * layer.input_bits * cfg.skip_window)}
 
 
+def conv_event_counts(cfg: CoreConfig, layer, tiling, act: np.ndarray) -> dict[str, np.ndarray]:
+    """Per image [images], an event conv layer's counts (hw/conv_tiling.py) from its input maps
+    [images, cin, h, w]: `slots` [images, commands] (S of each command in driver order: the
+    window's non-zero inputs, or one zero event), `dense` [images, commands] (every window input an
+    event), and the totals `tokens`, `active`, `hits` (the (event, PE) pairs inside a used PE's
+    receptive field: its reads and adds), `product_adds`."""
+    act = np.asarray(act, dtype=np.int64)
+    p, s = tiling.padding, tiling.stride
+    padded = np.pad(act, ((0, 0), (0, 0), (p, p), (p, p)))
+    nonzero = (padded != 0).astype(np.int64)
+    active, dense = [], []
+    for _, oy0, ox0, _, _ in tiling.tiles():
+        y0, x0 = oy0 * s, ox0 * s
+        active.append(nonzero[:, :, y0: y0 + tiling.window_h, x0: x0 + tiling.window_w].sum(axis=(1, 2, 3)))
+        dense.append(np.full(len(act), tiling.window_inputs(act.shape[2], act.shape[3], oy0, ox0)))
+    active = np.stack(active, axis=1)
+    slots = np.maximum(active, 1)
+    vec = layer.im2col(act)
+    popcount = np.zeros(vec.shape, dtype=np.int64)
+    for bit in range(layer.input_bits):
+        popcount += (vec >> bit) & 1
+    return {"slots": slots, "dense": np.stack(dense, axis=1), "tokens": slots.sum(axis=1), "active": active.sum(axis=1),
+            "hits": (vec != 0).sum(axis=(1, 2)) * layer.outputs,
+            "product_adds": np.maximum(popcount - 1, 0).sum(axis=(1, 2)) * layer.outputs}
+
+
+def _conv_event_layer(out: dict, sel, cfg: CoreConfig, layer, tiling, act: np.ndarray, output: np.ndarray) -> None:
+    """Fill one event conv layer's column of `operation_counts`."""
+    scan = conv_event_counts(cfg, layer, tiling, act)
+    commands = scan["slots"].shape[1]
+    n = len(act)
+    positions = layer.positions
+    out["cycles"][sel] = back_to_back_cycles(cfg, scan["slots"])
+    out["ideal_cycles"][sel] = scan["active"]
+    out["dense_cycles"][sel] = back_to_back_cycles(cfg, scan["dense"])
+    out["commands"][sel] = commands
+    out["adds_performed"][sel] = scan["hits"]
+    out["adds_useful"][sel] = scan["hits"]
+    out["doubles_performed"][sel] = 0
+    out["product_adds"][sel] = scan["product_adds"]
+    out["weight_reads"][sel] = scan["hits"]
+    out["compares_performed"][sel] = commands * cfg.pes
+    out["compares_useful"][sel] = positions * layer.outputs
+    out["threshold_reads"][sel] = commands * cfg.pes
+    out["input_bits_read"][sel] = scan["tokens"] * cfg.event_bits
+    width = 1 if layer.spiking else cfg.acc_bits + 1
+    out["output_bits_written"][sel] = positions * layer.outputs * width
+    out["spikes_out"][sel] = output.reshape(n, -1).sum(axis=1) if layer.spiking else 0
+    vec = layer.im2col(np.asarray(act, dtype=np.int64))
+    out["dnn_macs"][sel] = positions * layer.fan_in * layer.outputs
+    out["dnn_macs_nonzero"][sel] = (vec != 0).sum(axis=(1, 2)) * layer.outputs
+    out["dnn_input_reads"][sel] = positions * layer.fan_in
+    out["dnn_outputs"][sel] = positions * layer.outputs
+
+
 def operation_counts(net: IntegerNetwork, cfg: CoreConfig, images: np.ndarray) -> dict[str, np.ndarray]:
     """Per image and compute layer ([images, layers] int64), every count latency and energy need."""
     from spikeforge.hw.layout import plan_layout
@@ -85,7 +140,11 @@ def operation_counts(net: IntegerNetwork, cfg: CoreConfig, images: np.ndarray) -
         act = net.quantize_input(batch)
         column = 0
         for index, layer in enumerate(net.layers):
-            if layer.kind != "pool":
+            tiling = layout.conv_tiling(index)
+            if tiling is not None:
+                _conv_event_layer(out, (slice(lo, lo + len(batch)), column), cfg, layer, tiling, act, outputs[index])
+                column += 1
+            elif layer.kind != "pool":
                 if layer.kind == "dense":
                     vec = act.reshape(len(batch), 1, -1).astype(np.int64)
                 else:

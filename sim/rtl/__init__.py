@@ -41,6 +41,7 @@ from spikeforge.sim.rtl.stimulus import (
     pin_thresholds,
     random_case,
     random_commands,
+    random_conv_command,
     random_memories,
 )
 from spikeforge.sim.rtl.streams import (
@@ -57,5 +58,6 @@ __all__ = [
     "StallSchedule", "StreamMonitor", "StreamSink", "StreamSource", "TileCase", "_locked", "build", "build_root",
     "case_json", "check_network", "check_tiles", "compare_outcomes", "fault_case", "golden_network",
     "outcome_from_json", "pin_thresholds", "protocol_mismatch", "random_case", "random_commands", "random_memories",
+    "random_conv_command",
     "require_simulator", "rerun_with_waves", "run_job", "run_scanner", "run_vectors", "wave_format", "waves_path",
 ]

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from spikeforge.hw.config import FAULTS, PROTOCOL_FAULTS, CoreConfig
-from spikeforge.sim.cycle import Command, encode_events, encode_input, run_tile
+from spikeforge.sim.cycle import Command, encode_conv_events, encode_events, encode_input, run_tile
 
 
 @dataclass
@@ -85,8 +85,45 @@ def random_commands(cfg: CoreConfig, rng: np.random.Generator, count: int) -> li
             values = rng.integers(0, 1 << planes, size=fan_in) * (rng.random(fan_in) < density)
         events = kind in (5, 6, 7) or (kind in (1, 2) and n % 16 >= 8)
         slots = int(rng.choice([0, 1, cfg.pes, int(rng.integers(1, cfg.pes + 1))]))
+        if cfg.conv and kind in (1, 5, 6, 7) and n % 2 == 1 and _pow2(cfg.weight_depth):
+            commands.append(random_conv_command(cfg, rng, slots, empty=kind == 1))
+            continue
         commands.append(command_for(cfg, rng, values, planes, events=events, slots=slots))
     return commands
+
+
+def _pow2(n: int) -> bool:
+    return n & (n - 1) == 0
+
+
+def random_conv_command(cfg: CoreConfig, rng: np.random.Generator, slots: int = 0,
+                        empty: bool = False) -> tuple[Command, list[int]]:
+    """A conv event command (hw/conv_tiling.py) with random geometry anywhere in its fields' widths
+    (edge tiles, kernels wider than the pitch, offsets that wrap) and random events: the RTL must
+    agree with the golden model on all of it, not only on the tilings the driver builds."""
+    coord = cfg.conv_coord_bits
+    log_pes = cfg.pes.bit_length() - 1
+    slot_max = (1 << cfg.slot_bits) - 1
+    kernel_h = int(rng.integers(1, (1 << coord) + 1))
+    kernel_w = int(rng.integers(1, (1 << coord) + 1))
+    proper = max(0, (kernel_w - 1).bit_length())
+    pitch = proper if rng.random() < 0.8 else int(rng.integers(0, (1 << cfg.conv_shift_bits)))
+    group_shift = int(rng.integers(0, log_pes + 1))
+    width_shift = int(rng.integers(0, log_pes - group_shift + 1))
+    n_events = 0 if empty else int(rng.choice([1, int(rng.integers(1, 4 * (1 << coord) + 1))]))
+    events = [(int(rng.integers(0, cfg.max_inputs)), int(rng.integers(0, 1 << cfg.max_input_bits)),
+               int(rng.integers(0, 1 << coord)), int(rng.integers(0, 1 << coord))) for _ in range(n_events)]
+    n_words, beats = encode_conv_events(cfg, events)
+    in_range = rng.random() < 0.7  # mostly the driver's kind of geometry, sometimes anything
+    cmd = Command(n_words, 1, int(rng.integers(0, cfg.weight_depth)),
+                  int(rng.integers(0, cfg.threshold_depth - cfg.rows + 1)), events=True, slots=slots, conv=True,
+                  group_shift=group_shift, width_shift=width_shift, stride_shift=int(rng.integers(0, 3)),
+                  pitch_shift=pitch, kernel_h=kernel_h, kernel_w=kernel_w,
+                  n_ch=int(rng.integers(0, (1 << group_shift) + 1)) if in_range else int(rng.integers(0, slot_max + 1)),
+                  n_y=int(rng.integers(0, (cfg.pes >> group_shift >> width_shift) + 1)) if in_range
+                  else int(rng.integers(0, slot_max + 1)),
+                  n_x=int(rng.integers(0, (1 << width_shift) + 1)) if in_range else int(rng.integers(0, slot_max + 1)))
+    return cmd, beats
 
 
 def command_for(cfg: CoreConfig, rng: np.random.Generator, values: np.ndarray, planes: int,
