@@ -28,8 +28,8 @@ The tiling (`choose_tiling`): group = the smallest power of two >= cout, capped 
 power of two <= R*C (more channels: several channel tiles); the rest of the array holds positions,
 `tile_w` a power of two and `tile_h` = positions // tile_w rows. Among the widths it keeps the one
 with the fewest modelled cycles per image, ceil(oh/tile_h) * ceil(ow/tile_w) * channel tiles *
-(overhead + density * cin * window area), with overhead = 2R + C + TOKEN_PIPELINE + 1 (sim/schedule.py's
-per-command cycles) and density 0.2 spikes per input: bigger tiles share more of their window and
+(overhead + density * cin * window area), with overhead = sim/schedule.py's cycles of a command
+beyond its events (R + C + P + 1) and density 0.2 spikes per input: bigger tiles share more of their window and
 pay the per-command overhead fewer times, but their edge tiles waste more slots. A layer whose
 per-position model (positions * ceil(cout / R*C) * (overhead + density * fan-in)) is no worse
 keeps the per-position path: a power-of-two group can leave PEs idle that whole-channel tiles use.
@@ -43,7 +43,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from spikeforge.hw.config import TOKEN_PIPELINE, CoreConfig
+from spikeforge.hw.config import CoreConfig
 
 # The input density the tiling choice assumes (spikes per input); the choice only weighs window
 # area against per-command overhead, so it is not sensitive to this value.
@@ -168,7 +168,9 @@ def choose_tiling(layer, cfg: CoreConfig, coord_bits: int | None = None) -> Conv
     bits = cfg.conv_coord_bits if coord_bits is None else coord_bits
     if bits <= 0:
         return None
-    overhead = 2 * cfg.rows + cfg.cols + TOKEN_PIPELINE + 1
+    from spikeforge.sim.schedule import command_cycles
+
+    overhead = command_cycles(cfg, 0)  # the per-command cycles beyond the events
     best, best_cost = None, math.inf
     positions_shift = _floor_pow2_shift(cfg.pes) - min(_ceil_pow2_shift(int(layer.weight.shape[0])),
                                                        _floor_pow2_shift(cfg.pes))

@@ -14,15 +14,18 @@ one per non-zero pixel, and every PE adds W * value (shifted copies of W, no mul
 read. PEs whose slot a tile does not use (`slots`) neither read nor add.
 
 Timing contract, no stalls (cycle c0 = the cycle the command is accepted; P = TOKEN_PIPELINE = 4):
-- scan:  ops emitted in cycles c0+2 .. e with e = c0 + 1 + S,
-         S = sum over input words of max(1, popcount(word)) + (n_planes - 1), or the number of
-         events in event mode
-- flush: cycles e+1 .. e+R+C-1+P (the last token reaches PE (R-1, C-1) and is applied)
-- drain: cycles d0 .. d0+R-1 with d0 = e + R + C + P; output beat k (PE row R-1-k) is valid in
-         cycle d0 + 1 + k, `last` on k = R-1
-- the next command can be accepted in cycle d0 + R.
-Back-pressure: `spikes` stalls insert idle scan cycles; `out` stalls hold the drain. Neither
-changes a result. sim/cycle.py implements the same contract.
+- scan:    ops emitted in cycles c0+2 .. e with e = c0 + 1 + S,
+           S = sum over input words of max(1, popcount(word)) + (n_planes - 1), or the number of
+           events in event mode
+- flush:   cycles e+1 .. e+R+C-1+P (the last token reaches PE (R-1, C-1) and is applied)
+- capture: cycle X = e + R + C + P: the drain buffer (hw/drain_buffer.py) takes the accumulators and
+           the array clears them; the next command can be accepted in X itself
+- drain:   output beat k (PE row R-1-k) is valid in cycle X + 2 + k, `last` on k = R-1, while the
+           array already runs the next tile (the drain overlaps its scan and flush).
+So a command occupies the array for 1 + S + R + C + P cycles. A multi-step core (hw/step_loop.py)
+drains the array itself and does not overlap. Back-pressure: `spikes` stalls insert idle scan
+cycles; `out` stalls hold the drain, and a flushed tile waits in the array until the buffer is
+free. Neither changes a result. sim/schedule.py states the same contract.
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from spikeforge.hw.config import TOKEN_PIPELINE, CoreConfig
+from spikeforge.hw.drain_buffer import DrainBuffer
 from spikeforge.hw.neuron import NeuronUnit
 from spikeforge.hw.pe import ProcessingElement
 from spikeforge.hw.scanner import ZeroSkipScanner
@@ -216,9 +220,11 @@ class SpikeforgeCore(wiring.Component):
                     m.d.comb += pe.tok_in.eq(pes[r - 1][0].tok_out)
                 else:
                     m.d.comb += pe.tok_in.eq(token)
-                acc_in = pes[r - 1][c].acc if r > 0 else 0
-                if r == 0 and cfg.multistep:  # drains rotate until the command's last step
-                    acc_in = Mux(step.rotate, pes[rows - 1][c].acc, 0)
+                # A one-step core's drain clears the array (its tile is in the drain buffer); a
+                # multi-step core drains the array itself, rotating until the command's last step.
+                acc_in = 0
+                if cfg.multistep:
+                    acc_in = pes[r - 1][c].acc if r > 0 else Mux(step.rotate, pes[rows - 1][c].acc, 0)
                 if cfg.conv:
                     conv, dys, dxs, kernel_h, kernel_w, pitch = conv_regs
                     m.d.comb += [pe.conv.eq(conv), pe.dy.eq(dys[r * cols + c]), pe.dx.eq(dxs[r * cols + c]),
@@ -231,8 +237,16 @@ class SpikeforgeCore(wiring.Component):
                     pe.wr.addr.eq(load.addr),
                     pe.wr.data.eq(load.data),
                 ]
-        for c in range(cols):
-            m.d.comb += thr.acc[c].eq(pes[rows - 1][c].acc)
+        if cfg.multistep:
+            for c in range(cols):
+                m.d.comb += thr.acc[c].eq(pes[rows - 1][c].acc)
+        else:  # the drain buffer sits between the array and the threshold unit
+            m.submodules.drain_buffer = buffer = DrainBuffer(cfg)
+            for r in range(rows):
+                for c in range(cols):
+                    m.d.comb += buffer.acc[r * cols + c].eq(pes[r][c].acc)
+            for c in range(cols):
+                m.d.comb += thr.acc[c].eq(buffer.bottom[c])
         if cfg.multistep:
             m.d.comb += [
                 thr.load_en.eq(self.load.valid & (load.target != LOAD_WEIGHT)),
@@ -276,11 +290,13 @@ class SpikeforgeCore(wiring.Component):
 
     def _command_fsm(self, m: Module, scanner, thr, weight_base, threshold_addr, counter, drain_row, drain,
                      advance) -> Module:
-        """The one-step core's command FSM: IDLE, SCAN, FLUSH, DRAIN (timing: the module docstring)."""
+        """The one-step core's controller (timing: the module docstring): the command FSM (IDLE,
+        SCAN, FLUSH) and, beside it, the drain of the previous tile from the drain buffer."""
         cfg = self.cfg
         rows, cols = cfg.rows, cfg.cols
         load = self.load.payload
         out_valid = self.out.valid
+        buffer = m.submodules.drain_buffer
         m.d.comb += [
             thr.wr.en.eq(self.load.valid & (load.target == LOAD_THRESHOLD)),
             thr.wr_col.eq(load.select),
@@ -288,14 +304,43 @@ class SpikeforgeCore(wiring.Component):
             thr.wr.data.eq(load.data),
         ]
 
+        pending = Signal()  # a flushed tile waits in the array for the drain buffer
+        draining = Signal()  # the buffer holds a tile that is leaving, one row per beat
+        drain_addr = Signal.like(threshold_addr)  # the threshold of the next row to drain
+        capture = Signal()
+        m.d.comb += capture.eq(pending & ~draining)
+
         # The output register: one beat per drained row.
         with m.If(advance):
             m.d.sync += out_valid.eq(0)
 
+        # Capture (cycle X): the buffer takes the accumulators, the array clears them (drain with
+        # acc_in = 0), and the threshold of row R-1 is read; the next command may start in X.
+        with m.If(capture):
+            m.d.comb += [buffer.capture.eq(1), drain.eq(1), thr.addr.eq(threshold_addr), thr.en.eq(1)]
+            m.d.sync += [pending.eq(0), draining.eq(1), drain_row.eq(0), drain_addr.eq(threshold_addr - 1)]
+        # Drain (cycles X+1 ..): one beat per cycle that `out` can take, row R-1 first.
+        with m.Elif(draining):
+            m.d.comb += [thr.addr.eq(drain_addr), thr.en.eq(advance), buffer.shift.eq(advance)]
+            with m.If(advance):
+                m.d.sync += [
+                    drain_addr.eq(drain_addr - 1),
+                    out_valid.eq(1),
+                    self.out.payload.row.eq(rows - 1 - drain_row),
+                    self.out.payload.last.eq(drain_row == rows - 1),
+                    self.out.payload.spikes.eq(thr.spike),
+                    self.out.payload.values.eq(thr.value),
+                    drain_row.eq(drain_row + 1),
+                ]
+                with m.If(drain_row == rows - 1):
+                    m.d.sync += draining.eq(0)
+
         with m.FSM():
             with m.State("IDLE"):
-                m.d.comb += [self.cmd.ready.eq(1), self.idle.eq(1)]
-                with m.If(self.cmd.valid):
+                # A tile still in the array waits for the buffer (only while `out` stalls).
+                ready = ~(pending & draining)
+                m.d.comb += [self.cmd.ready.eq(ready), self.idle.eq(~pending & ~draining)]
+                with m.If(self.cmd.valid & ready):
                     m.d.comb += scanner.start.eq(1)
                     m.d.sync += [
                         weight_base.eq(self.cmd.payload.weight_base),
@@ -307,30 +352,9 @@ class SpikeforgeCore(wiring.Component):
                     m.d.sync += counter.eq(rows + cols - 2 + TOKEN_PIPELINE)
                     m.next = "FLUSH"
             with m.State("FLUSH"):
-                # Wait until the last token has been applied by PE (R-1, C-1); meanwhile
-                # fetch the threshold of the first row to drain (row R-1).
-                m.d.comb += [thr.addr.eq(threshold_addr), thr.en.eq(1)]
+                # Wait until the last token has been applied by PE (R-1, C-1).
                 m.d.sync += counter.eq(counter - 1)
                 with m.If(counter == 0):
-                    m.d.sync += [drain_row.eq(0), threshold_addr.eq(threshold_addr - 1)]
-                    m.next = "DRAIN"
-            with m.State("DRAIN"):
-                # threshold_addr = threshold_base + R - 2 - drain_row: the next row's threshold
-                m.d.comb += [
-                    thr.addr.eq(threshold_addr),
-                    thr.en.eq(advance),
-                    drain.eq(advance),
-                ]
-                with m.If(advance):
-                    m.d.sync += [
-                        threshold_addr.eq(threshold_addr - 1),
-                        out_valid.eq(1),
-                        self.out.payload.row.eq(rows - 1 - drain_row),
-                        self.out.payload.last.eq(drain_row == rows - 1),
-                        self.out.payload.spikes.eq(thr.spike),
-                        self.out.payload.values.eq(thr.value),
-                        drain_row.eq(drain_row + 1),
-                    ]
-                    with m.If(drain_row == rows - 1):
-                        m.next = "IDLE"
+                    m.d.sync += pending.eq(1)
+                    m.next = "IDLE"
         return m

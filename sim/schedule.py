@@ -11,17 +11,19 @@ front-end token register, the registered weight read and the two product registe
                and pixel planes), or S = the number of value events (event commands)
 - scan         one slot per cycle in c0+2 .. e, e = c0 + 1 + S
 - flush        e+1 .. e+R+C-1+P (the last token reaches PE (R-1, C-1) and is applied)
-- drain        d0 = e + R + C + P; output beat k (PE row R-1-k) leaves in cycle d0 + 1 + k
-- next accept  d0 + R, which is also the cycle of the last beat
-So one command occupies the core for `command_cycles` = 1 + S + 2R + C + P cycles (accept to
-next accept), a tile takes `tile_cycles` = S + 2R + C + P + 2 cycles from accept to last beat
-(both included), and commands issued back to back take sum(command_cycles) + 1 cycles.
+- capture      X = e + R + C + P: the drain buffer takes the tile; X is also the next accept
+- drain        output beat k (PE row R-1-k) leaves in cycle X + 2 + k, overlapping the next tile
+So one command occupies the core for `command_cycles` = 1 + S + R + C + P cycles (accept to next
+accept), a tile takes `tile_cycles` = S + 2R + C + P + 3 cycles from accept to last beat (both
+included), and commands issued back to back take sum(command_cycles) + R + 2 cycles.
 
-Multi-step cores (hw/step_loop.py): a command with n_steps steps scans and flushes once, then
-drains n_steps times, R beats each (beat k = s*R + j leaves in d0 + 1 + k), so it occupies the
-core for 1 + S + 2R + C + P + R*(n_steps - 1) cycles; n_steps = 1 is the one-step contract. A network
-of T steps issues, per layer, one command per (position, tile, step) (the analog first layer: one
-per (position, tile) with n_steps = T), so its cycles per image are the sum over those commands.
+Multi-step cores (hw/step_loop.py) drain the array itself, without overlap: a command with
+n_steps steps scans and flushes once, then drains n_steps times, R beats each (beat k = s*R + j
+leaves in d0 + 1 + k, d0 = e + R + C + P), so it occupies the core for
+1 + S + 2R + C + P + R*(n_steps - 1) cycles and its last beat leaves in the cycle of the next
+accept (back to back: sum(command_cycles) + 1). A network of T steps issues, per layer, one command
+per (position, tile, step) (the analog first layer: one per (position, tile) with n_steps = T), so
+its cycles per image are the sum over those commands.
 """
 
 from __future__ import annotations
@@ -77,21 +79,30 @@ def dense_slots(fan_in: int, n_planes: int) -> int:
 
 def command_cycles(cfg: CoreConfig, slots, steps=1):
     """Cycles a command occupies the core, from its accept to the next command's accept."""
+    if not cfg.multistep:  # the drain overlaps the next command
+        return 1 + slots + cfg.rows + cfg.cols + TOKEN_PIPELINE
     return 1 + slots + 2 * cfg.rows + cfg.cols + TOKEN_PIPELINE + cfg.rows * (steps - 1)
+
+
+def drain_tail(cfg: CoreConfig) -> int:
+    """Cycles from the next accept to a command's last output beat: R + 1 on a one-step core (its
+    drain overlaps the next command), 0 on a multi-step core."""
+    return 0 if cfg.multistep else cfg.rows + 1
 
 
 def tile_cycles(cfg: CoreConfig, slots, steps=1):
     """Cycles from a command's accept to its last output beat, both included."""
-    return command_cycles(cfg, slots, steps) + 1
+    return command_cycles(cfg, slots, steps) + drain_tail(cfg) + 1
 
 
 def tile_timing(cfg: CoreConfig, slots: int, accept_cycle: int, steps: int = 1) -> tuple[list[int], int]:
     """(output beat cycles, next accept cycle) of a command with S = slots (and `steps` drains)
     accepted at accept_cycle."""
     next_accept = accept_cycle + int(command_cycles(cfg, slots, steps))
-    # The drain emits one beat per row and step, the last in the cycle the next command can be accepted.
+    # One beat per row and step; the last R + 1 cycles after the next accept (one-step) or in it.
     beats = cfg.rows * steps
-    beat_cycles = [next_accept - (beats - 1 - k) for k in range(beats)]
+    last = next_accept + drain_tail(cfg)
+    beat_cycles = [last - (beats - 1 - k) for k in range(beats)]
     return beat_cycles, next_accept
 
 
@@ -105,4 +116,4 @@ def back_to_back_cycles(cfg: CoreConfig, slots, steps=1):
 
     slots: an array [..., commands] of S per command (steps: their drain counts, multi-step
     cores); the sum runs over the last axis."""
-    return np.sum(command_cycles(cfg, np.asarray(slots), np.asarray(steps)), axis=-1) + 1
+    return np.sum(command_cycles(cfg, np.asarray(slots), np.asarray(steps)), axis=-1) + drain_tail(cfg) + 1

@@ -6,7 +6,8 @@ register (pes * weight address bits), its memory port (pes * weight bits; when t
 becomes LUT RAM, the read mux tree), the load-select decoder (pes * select bits), the threshold
 unit (cols * acc_bits subtract-compare and output register), the zero-skip scanner (a priority
 encoder over the window: window * log2(window), plus the mask register), and the controller
-(address and counter widths). The coefficients are fitted by non-negative least squares on
+(address and counter widths), and on a conv core the PE's event-conv logic (coordinate registers,
+offset subtract-compare and tap adder). The coefficients are fitted by non-negative least squares on
 synthesis runs of the CALIBRATION configs and checked on the HOLDOUT configs, which the fit never
 sees. Memory mapping (EBR or LUT RAM) follows Yosys's memory_libmap cost rule for ECP5
 (DP16KD cost 128, DPR16X4 cost 4), so the block RAM counts are computed, not fitted.
@@ -45,6 +46,7 @@ FEATURES = (
     "col_lutram_mux",
     "scan_enc",
     "pe_product",
+    "pe_conv",
     "ctrl",
 )
 
@@ -91,6 +93,10 @@ def features(cfg: CoreConfig) -> dict[str, float]:
         "scan_enc": cfg.skip_window * (lsb + 1),  # priority encoder + mask register
         # the v2 PE pipeline: the shift-add tree of W * value and its two registers
         "pe_product": pes * (cfg.weight_bits + cfg.max_input_bits) * cfg.max_input_bits,
+        # event-driven conv (hw/conv_tiling.py): per PE the y/x token registers, the two offset
+        # subtractors and registers, the four compares and the tap adder before the memory address
+        # and its slot geometry at accept (shifts and compares of slot_bits-wide fields)
+        "pe_conv": pes * (4 * cfg.conv_coord_bits + cfg.weight_addr_bits + 4 * cfg.slot_bits) if cfg.conv else 0.0,
         "ctrl": cfg.weight_addr_bits + cfg.threshold_addr_bits + cfg.index_bits + cfg.words_bits,
     }
 
@@ -216,7 +222,7 @@ def fit(records: list[tuple[CoreConfig, dict[str, float]]]) -> dict[str, dict[st
 # Calibration and held-out configs: small arrays (cheap to synthesize) spanning every feature,
 # EBR and LUT RAM weight memories; the held-out set adds larger arrays the fit never sees.
 def _cfg(r: int, c: int, wb: int, acc: int, window: int, depth: int, tdepth: int, inputs: int,
-         input_bits: int = 8) -> CoreConfig:
+         input_bits: int = 8, conv: int = 0) -> CoreConfig:
     return CoreConfig(
         rows=r,
         cols=c,
@@ -228,6 +234,7 @@ def _cfg(r: int, c: int, wb: int, acc: int, window: int, depth: int, tdepth: int
         weight_depth=depth,
         threshold_depth=tdepth,
         max_input_bits=input_bits,
+        conv_coord_bits=conv,
     )
 
 
@@ -242,11 +249,15 @@ CALIBRATION = (
     _cfg(2, 3, 8, 16, 32, 32, 8, 32),
     _cfg(2, 4, 5, 14, 8, 128, 16, 128, 4),
     _cfg(3, 3, 8, 20, 32, 256, 32, 128),
+    _cfg(2, 2, 8, 20, 32, 256, 32, 256, 8, 3),
+    _cfg(2, 4, 6, 16, 32, 512, 16, 512, 4, 4),
+    _cfg(4, 2, 8, 20, 16, 128, 32, 128, 8, 2),
 )
 HOLDOUT = (
     _cfg(4, 4, 8, 20, 32, 256, 32, 128),
     _cfg(2, 8, 4, 16, 16, 128, 16, 128, 4),
     _cfg(3, 5, 6, 18, 32, 256, 32, 256),
+    _cfg(4, 4, 8, 20, 32, 256, 32, 256, 8, 3),
 )
 
 

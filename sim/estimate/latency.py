@@ -66,7 +66,9 @@ def measured_fmax(cfg: CoreConfig) -> tuple[float, str] | None:
         rows = json.loads(path.read_text())["measurements"]
     except (OSError, ValueError, KeyError):
         return None
-    same = [r for r in rows if (r["rows"], r["cols"]) == (cfg.rows, cfg.cols)]
+    # A conv core (event-conv logic in every PE) is matched only by conv measurements, and back.
+    same = [r for r in rows if (r["rows"], r["cols"]) == (cfg.rows, cfg.cols)
+            and bool(r.get("conv_coord_bits", 0)) == cfg.conv]
     if same:
         r = same[0]
         depth = r.get("weight_depth")
@@ -75,5 +77,5 @@ def measured_fmax(cfg: CoreConfig) -> tuple[float, str] | None:
         return float(r["fmax_mhz"]), f"routed nextpnr-ecp5, measured for {r['rows']}x{r['cols']} ({r['device']}{note})"
     if not rows:
         return None
-    r = min(rows, key=lambda m: m["fmax_mhz"])
+    r = min([m for m in rows if bool(m.get("conv_coord_bits", 0)) == cfg.conv] or rows, key=lambda m: m["fmax_mhz"])
     return float(r["fmax_mhz"]), f"lowest routed nextpnr-ecp5 Fmax measured ({r['rows']}x{r['cols']}); not this shape"

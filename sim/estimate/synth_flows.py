@@ -102,6 +102,23 @@ def _fmax_from_report(report: dict) -> float | None:
     return float(min(values)) if values else None
 
 
+def critical_path(report: dict) -> dict | None:
+    """The worst clock-to-clock path of a nextpnr report: its start and end cells, total delay and
+    the logic / routing split (ns)."""
+    worst = None
+    for path in report.get("critical_paths", []):
+        segments = path.get("path", [])
+        if not segments:
+            continue
+        total = sum(float(seg.get("delay", 0.0)) for seg in segments)
+        if worst is None or total > worst["delay_ns"]:
+            routing = sum(float(seg.get("delay", 0.0)) for seg in segments if seg.get("type") == "routing")
+            worst = {"from": segments[0].get("from", {}).get("cell"), "to": segments[-1].get("to", {}).get("cell"),
+                     "delay_ns": round(total, 2), "routing_ns": round(routing, 2),
+                     "logic_ns": round(total - routing, 2)}
+    return worst
+
+
 def flow_ecp5(work: Path, verilog: str, top: str, route: bool, freq_mhz: float, seed: int,
               device: str | None = None, out_of_context: bool = False, package: str = ECP5_PACKAGE) -> dict:
     (work / "design.v").write_text(verilog)
@@ -161,6 +178,7 @@ def flow_ecp5(work: Path, verilog: str, top: str, route: bool, freq_mhz: float, 
         routed=True,
         out_of_context=out_of_context,
         fmax_mhz=_fmax_from_report(report),
+        critical_path=critical_path(report),
         utilization={k: v for k, v in report.get("utilization", {}).items() if v.get("used")},
     )
     return result
