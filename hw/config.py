@@ -36,10 +36,10 @@ MAX_SCALE_BITS = 24
 MAX_STEPS = 1 << 12
 MAX_CONV_COORD_BITS = 8
 # Pipeline registers a token passes beyond its hop chain (docs/ARCHITECTURE.md, "Timing contract"):
-# the front-end token register, the registered weight read and the two product registers (the
-# shift-add tree is split after its first level). The RTL's flush counters and sim/schedule.py
-# both read this one number.
-TOKEN_PIPELINE = 4
+# the two front-end registers (the scanner's index, then the token with its address), the
+# registered weight read and the two product registers (the shift-add tree is split after its
+# first level). The RTL's flush counters and sim/schedule.py both read this one number.
+TOKEN_PIPELINE = 5
 
 
 class ConfigError(SpikeforgeError, ValueError):

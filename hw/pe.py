@@ -12,7 +12,7 @@ Timing contract (see docs/ARCHITECTURE.md, "Timing contract"):
 - At the end of cycle y+4 it applies the token: ACC: acc += W * value; DOUBLE: acc <<= 1; NONE:
   hold. The accumulator wraps at acc_bits (two's complement), exactly as the golden model.
   So a token is applied 3 cycles after the one-register-per-hop chain would (TOKEN_PIPELINE,
-  with the core's front-end token register: 4).
+  with the core's two front-end registers: 5).
 - `active` low (a slot a tile does not use): the token neither reads the memory nor changes
   the accumulator; it is still passed on.
 - Conv cores, a conv command (`conv`): the token is an input event at window coordinates (y, x);

@@ -5,8 +5,8 @@ network driver (sim/driver.py), the estimator's vectorised counts (sim/estimate/
 the energy counts. hw/core.py implements the same contract in RTL, and the regressions compare
 the RTL cycle by cycle with the numbers below (docs/ARCHITECTURE.md, "Timing contract").
 
-Contract (no stalls; cycle c0 = the cycle a command is accepted; P = TOKEN_PIPELINE = 4, the
-front-end token register, the registered weight read and the two product registers):
+Contract (no stalls; cycle c0 = the cycle a command is accepted; P = TOKEN_PIPELINE = 5, the
+two front-end registers, the registered weight read and the two product registers):
 - scan slots   S = sum over input words of max(1, popcount(word)) + (n_planes - 1) (spike masks
                and pixel planes), or S = the number of value events (event commands)
 - scan         one slot per cycle in c0+2 .. e, e = c0 + 1 + S

@@ -107,3 +107,21 @@ def test_ecp5_2x2_has_no_dsp_and_pe_is_smaller_than_mac(build):
     assert ecp5["dsp"] == 0 and ecp5["lut4"] > 0 and ecp5["ebr"] == 4
     cmp = synth.pe_comparison(cfg)
     assert cmp["ratio"] > 1.0
+
+
+def test_critical_path_is_the_worst_clocked_path_of_the_report():
+    from spikeforge.sim.estimate.synth_flows import critical_path
+
+    def seg(kind, delay, src="a", dst="b"):
+        return {"type": kind, "delay": delay, "from": {"cell": src}, "to": {"cell": dst}}
+
+    report = {"critical_paths": [
+        # an IO path is longer but unclocked: it does not set Fmax
+        {"from": "<async>", "to": "clk", "path": [seg("routing", 10.0, "pin", "x"), seg("logic", 3.0, "x", "ff")]},
+        {"from": "clk", "to": "clk", "path": [seg("clk-to-q", 0.5, "ff1", "n"), seg("routing", 4.0),
+                                              seg("logic", 1.5, "m", "ff2")]},
+        {"from": "clk", "to": "clk", "path": [seg("logic", 1.0, "ff3", "ff4")]},
+    ]}
+    assert critical_path(report) == {"clock": "clk", "from": "ff1", "to": "ff2", "delay_ns": 6.0,
+                                     "routing_ns": 4.0, "logic_ns": 2.0}
+    assert critical_path({}) is None

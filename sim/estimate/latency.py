@@ -69,8 +69,8 @@ def measured_fmax(cfg: CoreConfig) -> tuple[float, str] | None:
     # A conv core (event-conv logic in every PE) is matched only by conv measurements, and back.
     same = [r for r in rows if (r["rows"], r["cols"]) == (cfg.rows, cfg.cols)
             and bool(r.get("conv_coord_bits", 0)) == cfg.conv]
-    if same:
-        r = same[0]
+    if same:  # the measurement of the same memory depth first
+        r = min(same, key=lambda m: m.get("weight_depth") != cfg.weight_depth)
         depth = r.get("weight_depth")
         note = "" if depth in (None, cfg.weight_depth) else (
             f", with {depth}-word PE memories (this config: {cfg.weight_depth})")

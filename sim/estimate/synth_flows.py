@@ -103,19 +103,20 @@ def _fmax_from_report(report: dict) -> float | None:
 
 
 def critical_path(report: dict) -> dict | None:
-    """The worst clock-to-clock path of a nextpnr report: its start and end cells, total delay and
-    the logic / routing split (ns)."""
+    """The worst register-to-register path of a nextpnr report (the one that sets Fmax; paths from
+    or to an unclocked pin, `<async>`, are left out): its start and end cells, total delay and the
+    logic / routing split (ns)."""
     worst = None
     for path in report.get("critical_paths", []):
         segments = path.get("path", [])
-        if not segments:
+        if not segments or "<async>" in (path.get("from"), path.get("to")):
             continue
         total = sum(float(seg.get("delay", 0.0)) for seg in segments)
         if worst is None or total > worst["delay_ns"]:
             routing = sum(float(seg.get("delay", 0.0)) for seg in segments if seg.get("type") == "routing")
-            worst = {"from": segments[0].get("from", {}).get("cell"), "to": segments[-1].get("to", {}).get("cell"),
-                     "delay_ns": round(total, 2), "routing_ns": round(routing, 2),
-                     "logic_ns": round(total - routing, 2)}
+            worst = {"clock": path.get("from"), "from": segments[0].get("from", {}).get("cell"),
+                     "to": segments[-1].get("to", {}).get("cell"), "delay_ns": round(total, 2),
+                     "routing_ns": round(routing, 2), "logic_ns": round(total - routing, 2)}
     return worst
 
 
