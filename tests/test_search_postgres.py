@@ -131,10 +131,20 @@ def test_two_workers_share_one_study_and_survive_a_killed_worker(server, tmp_pat
         while len(_study(server).get_trials(states=(optuna.trial.TrialState.COMPLETE,))) <= before:
             assert time.monotonic() < deadline, "the surviving worker completed no trial"
             time.sleep(0.2)
-        _wait_running(server, workers_b - {victim})
+        # Kill the command while a worker is inside a trial: stop it first, so that a trial that
+        # finishes between the check and the kill cannot leave nothing RUNNING (the race of a fast
+        # trial); if none is running at the stop, let it go on and look again.
+        deadline = time.monotonic() + 120
+        while True:
+            _wait_running(server, workers_b - {victim})
+            os.killpg(proc.pid, signal.SIGSTOP)
+            time.sleep(0.3)
+            running = _running(server, workers_b - {victim})
+            if running or time.monotonic() > deadline:
+                break
+            os.killpg(proc.pid, signal.SIGCONT)
         os.killpg(proc.pid, signal.SIGKILL)
-        time.sleep(0.3)
-        killed += _running(server, workers_b - {victim})
+        killed += running
     finally:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
