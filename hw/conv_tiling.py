@@ -172,8 +172,7 @@ def choose_tiling(layer, cfg: CoreConfig, coord_bits: int | None = None) -> Conv
 
     overhead = command_cycles(cfg, 0)  # the per-command cycles beyond the events
     best, best_cost = None, math.inf
-    positions_shift = _floor_pow2_shift(cfg.pes) - min(_ceil_pow2_shift(int(layer.weight.shape[0])),
-                                                       _floor_pow2_shift(cfg.pes))
+    positions_shift = _floor_pow2_shift(cfg.pes) - _tiling(layer, cfg, 0).group_shift
     for width_shift in range(positions_shift + 1):
         t = _tiling(layer, cfg, width_shift)
         if t.tile_w > 1 and (t.tile_w >> 1) >= t.out_w:

@@ -44,6 +44,14 @@ COUNT_KEYS = (
 )
 
 
+def _extra_product_adds(vec: np.ndarray, input_bits: int) -> np.ndarray:
+    """Per input value, the adds of its W * value beyond the first: set bits - 1 (0 for a zero)."""
+    popcount = np.zeros(vec.shape, dtype=np.int64)
+    for bit in range(input_bits):
+        popcount += (vec >> bit) & 1
+    return np.maximum(popcount - 1, 0)
+
+
 def scan_counts(cfg: CoreConfig, layer, vec: np.ndarray) -> dict[str, np.ndarray]:
     """Per image [images, vectors], for one layer's input vectors [images, vectors, fan_in]: the scan
     slots S of a command, the tokens every used PE slot reads and adds, the ideal (non-zero) ops,
@@ -54,11 +62,8 @@ def scan_counts(cfg: CoreConfig, layer, vec: np.ndarray) -> dict[str, np.ndarray
     if uses_events(layer):
         slots = event_slots(vec)
         nonzero = (vec != 0).sum(axis=-1)
-        popcount = np.zeros(vec.shape, dtype=np.int64)
-        for bit in range(layer.input_bits):
-            popcount += (vec >> bit) & 1
         return {"slots": slots, "tokens": slots, "active": nonzero,
-                "product_adds": np.maximum(popcount - 1, 0).sum(axis=-1),
+                "product_adds": _extra_product_adds(vec, layer.input_bits).sum(axis=-1),
                 "doubles": np.zeros_like(slots), "input_bits": slots * cfg.event_bits}
     s, active, words = scan_slots_batch(vec, layer.input_bits, cfg.skip_window)
     return {"slots": s, "tokens": active, "active": active, "product_adds": np.zeros_like(s),
@@ -84,12 +89,9 @@ def conv_event_counts(cfg: CoreConfig, layer, tiling, act: np.ndarray) -> dict[s
     active = np.stack(active, axis=1)
     slots = np.maximum(active, 1)
     vec = layer.im2col(act)
-    popcount = np.zeros(vec.shape, dtype=np.int64)
-    for bit in range(layer.input_bits):
-        popcount += (vec >> bit) & 1
     return {"slots": slots, "dense": np.stack(dense, axis=1), "tokens": slots.sum(axis=1), "active": active.sum(axis=1),
             "hits": (vec != 0).sum(axis=(1, 2)) * layer.outputs,
-            "product_adds": np.maximum(popcount - 1, 0).sum(axis=(1, 2)) * layer.outputs}
+            "product_adds": _extra_product_adds(vec, layer.input_bits).sum(axis=(1, 2)) * layer.outputs}
 
 
 def _conv_event_layer(out: dict, sel, cfg: CoreConfig, layer, tiling, act: np.ndarray, output: np.ndarray) -> None:
@@ -114,9 +116,9 @@ def _conv_event_layer(out: dict, sel, cfg: CoreConfig, layer, tiling, act: np.nd
     width = 1 if layer.spiking else cfg.acc_bits + 1
     out["output_bits_written"][sel] = positions * layer.outputs * width
     out["spikes_out"][sel] = output.reshape(n, -1).sum(axis=1) if layer.spiking else 0
-    vec = layer.im2col(np.asarray(act, dtype=np.int64))
     out["dnn_macs"][sel] = positions * layer.fan_in * layer.outputs
-    out["dnn_macs_nonzero"][sel] = (vec != 0).sum(axis=(1, 2)) * layer.outputs
+    # a MAC per (output neuron, non-zero input of its field): the event path's hits exactly
+    out["dnn_macs_nonzero"][sel] = scan["hits"]
     out["dnn_input_reads"][sel] = positions * layer.fan_in
     out["dnn_outputs"][sel] = positions * layer.outputs
 
